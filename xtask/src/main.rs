@@ -4,7 +4,8 @@
 //! (system packages, servers for the tests) it installs or starts itself,
 //! through the scripts in `scripts/`.
 
-mod gen;
+#[path = "gen.rs"]
+mod generate;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     let result = match task.as_str() {
-        "gen-events" => gen::run(rest),
+        "gen-events" => generate::run(rest),
         other => Err(format!("unknown task {other:?}; tasks: gen-events, demo, test")),
     };
     match result {

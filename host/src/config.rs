@@ -1,0 +1,433 @@
+//! Command-line flags (each also read from a `KWEX_…` environment variable),
+//! and their validation into the typed settings the pipeline runs on.
+//!
+//! Every check that needs no I/O happens here, before anything starts, and a
+//! failed check names the flag and says how to fix it. Flags inherited from
+//! the k8s-stackdriver `event-exporter` (`--flush-delay`, `--max-buffer-size`,
+//! `--max-concurrency`, `--resync-period`, `--metrics-address`) keep their
+//! meaning and defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::document::{IdMode, IndexPattern, Normalizer};
+use crate::pipeline::{self, OnInvalid};
+use crate::sink::stdout;
+use crate::source::replay::{Input, InputFormat};
+use crate::telemetry::logging::LogFormat;
+
+/// kwex — export Kubernetes Events to OpenSearch or Elasticsearch, through WebAssembly filters.
+///
+/// Kubernetes keeps Events for one hour; kwex keeps them searchable for as long as you want.
+/// Every flag can also be set with an environment variable, named after the flag:
+/// `--flush-delay` is `KWEX_FLUSH_DELAY`.
+#[derive(Debug, Parser)]
+#[command(name = "kwex", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Log format: `json` (one object per line), `text`, or `auto` (JSON unless stderr is a terminal).
+    #[arg(
+        long,
+        global = true,
+        env = "KWEX_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: LogFormat,
+    /// Log level or filter, e.g. `info`, `debug`, `kwex=debug,info`. Default: `RUST_LOG`, else `info`.
+    #[arg(long, global = true, env = "KWEX_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Feed Events from a file (or `-` for stdin) through the pipeline, to stdout.
+    ///
+    /// Accepts `kubectl get events -A -o json` output, NDJSON (one Event per line), or a
+    /// concatenation of JSON documents; core/v1 and events.k8s.io/v1 Events alike. Invalid
+    /// records are reported with their line and skipped (or stop the run with
+    /// `--on-invalid=fail`).
+    Replay(ReplayArgs),
+    /// Check the configuration of `kwex run` and exit: 0 when valid, 2 with the reason when not.
+    Check(RunArgs),
+}
+
+/// Flags that shape the Document.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Documents")]
+pub struct DocumentArgs {
+    /// Value of the `cluster` field of every document (useful when several clusters share an index).
+    #[arg(long, env = "KWEX_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Target index pattern; %Y %y %m %d %H %j %G %V are taken from the Event's first-seen time.
+    #[arg(long, env = "KWEX_INDEX", default_value = "kwex-events-%Y.%m.%d")]
+    pub index: IndexPattern,
+    /// `occurrence`: one document per Event update (`<uid>:<resourceVersion>`, never duplicated);
+    /// `latest`: one document per Event (`<uid>`), overwritten by updates.
+    #[arg(long, env = "KWEX_ID_MODE", value_enum, default_value_t)]
+    pub id_mode: IdMode,
+    /// Messages longer than this are cut at a character boundary (the document records the original size).
+    #[arg(long, env = "KWEX_MAX_MESSAGE_BYTES", default_value_t = 32 * 1024)]
+    pub max_message_bytes: usize,
+}
+
+/// Flags of the pipeline itself.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Pipeline")]
+pub struct PipelineArgs {
+    /// `skip`: log and count an invalid record, go on; `fail`: stop at it and exit non-zero.
+    #[arg(long, env = "KWEX_ON_INVALID", value_enum, default_value_t)]
+    pub on_invalid: OnInvalid,
+    /// How long the drain after SIGTERM/SIGINT may take before kwex exits anyway.
+    #[arg(long, env = "KWEX_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Capacity of each channel between stages, in chunks of up to 256 records (memory vs. smoothing).
+    #[arg(long, env = "KWEX_CHANNEL_CAPACITY", default_value_t = 16)]
+    pub channel_capacity: usize,
+}
+
+/// Flags of `kwex replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The file to read, or `-` for stdin.
+    pub file: PathBuf,
+    /// Shape of the input; `auto` decides from the first line.
+    #[arg(long, env = "KWEX_INPUT_FORMAT", value_enum, default_value_t)]
+    pub input_format: InputFormat,
+    /// Output: `ndjson` (one document per line) or `bulk` (a `_bulk` request body).
+    #[arg(long, env = "KWEX_FORMAT", value_enum, default_value_t)]
+    pub format: stdout::Format,
+    /// Do not draw a progress bar (it is only drawn when stderr is a terminal anyway).
+    #[arg(long, env = "KWEX_NO_PROGRESS")]
+    pub no_progress: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub document: DocumentArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub pipeline: PipelineArgs,
+}
+
+/// Flags of the exporter (`kwex run`), checked by `kwex check`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub document: DocumentArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub batch: BatchArgs,
+    /// Period of the full re-list of Events (0 = never; watch bookmarks keep the watch current meanwhile).
+    #[arg(long, env = "KWEX_RESYNC_PERIOD", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub resync_period: Duration,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "KWEX_METRICS_ADDRESS", default_value = "0.0.0.0:9102")]
+    pub metrics_address: SocketAddr,
+}
+
+/// Batching flags of the search-cluster sink (names and defaults from the stackdriver event-exporter).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Batching")]
+pub struct BatchArgs {
+    /// Send a batch at most this long after its first document.
+    #[arg(long, env = "KWEX_FLUSH_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub flush_delay: Duration,
+    /// Send a batch when it holds this many documents.
+    #[arg(long, env = "KWEX_MAX_BUFFER_SIZE", default_value_t = 100)]
+    pub max_buffer_size: usize,
+    /// Send a batch when its body reaches this many bytes.
+    #[arg(long, env = "KWEX_MAX_BATCH_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub max_batch_bytes: usize,
+    /// At most this many `_bulk` requests in flight.
+    #[arg(long, env = "KWEX_MAX_CONCURRENCY", default_value_t = 10)]
+    pub max_concurrency: usize,
+}
+
+/// A flag whose value cannot work, with the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--{flag}: {problem}; {fix}")]
+pub struct ConfigError {
+    /// The flag, without dashes.
+    pub flag: &'static str,
+    /// What is wrong with its value.
+    pub problem: String,
+    /// What to do.
+    pub fix: &'static str,
+}
+
+fn bad(flag: &'static str, problem: impl Into<String>, fix: &'static str) -> ConfigError {
+    ConfigError {
+        flag,
+        problem: problem.into(),
+        fix,
+    }
+}
+
+/// `kwex replay`, validated.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// Where the Events come from.
+    pub input: Input,
+    /// Its shape.
+    pub input_format: InputFormat,
+    /// What stdout gets.
+    pub output_format: stdout::Format,
+    /// Whether a progress bar may be drawn.
+    pub progress: bool,
+    /// Event → Document.
+    pub normalizer: Normalizer,
+    /// Pipeline settings.
+    pub pipeline: pipeline::Settings,
+}
+
+/// `kwex run`, validated.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Event → Document.
+    pub normalizer: Normalizer,
+    /// Pipeline settings.
+    pub pipeline: pipeline::Settings,
+    /// Batching of the search-cluster sink.
+    pub batch: BatchArgs,
+    /// Full re-list period; `None` for never.
+    pub resync_period: Option<Duration>,
+    /// Address of the metrics server.
+    pub metrics_address: SocketAddr,
+}
+
+impl DocumentArgs {
+    /// Checks the flags and builds the normalizer.
+    pub fn validate(&self) -> Result<Normalizer, ConfigError> {
+        if self.max_message_bytes < 256 {
+            return Err(bad(
+                "max-message-bytes",
+                format!(
+                    "{} is too small to keep a useful message",
+                    self.max_message_bytes
+                ),
+                "use at least 256 (the default, 32768, keeps every message Kubernetes itself writes)",
+            ));
+        }
+        if let Some(name) = &self.cluster_name
+            && name.trim().is_empty()
+        {
+            return Err(bad(
+                "cluster-name",
+                "is empty",
+                "give a name, or leave the flag out",
+            ));
+        }
+        Ok(Normalizer {
+            cluster: self.cluster_name.clone(),
+            index: self.index.clone(),
+            id_mode: self.id_mode,
+            max_message_bytes: self.max_message_bytes,
+        })
+    }
+}
+
+impl PipelineArgs {
+    /// Checks the flags.
+    pub fn validate(&self) -> Result<pipeline::Settings, ConfigError> {
+        if self.channel_capacity == 0 || self.channel_capacity > 4096 {
+            return Err(bad(
+                "channel-capacity",
+                format!("{} is out of range", self.channel_capacity),
+                "use 1 to 4096",
+            ));
+        }
+        if self.shutdown_timeout.is_zero() {
+            return Err(bad(
+                "shutdown-timeout",
+                "is 0, so nothing in flight could be delivered",
+                "use e.g. 30s",
+            ));
+        }
+        Ok(pipeline::Settings {
+            on_invalid: self.on_invalid,
+            channel_capacity: self.channel_capacity,
+            drain_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+impl BatchArgs {
+    /// Checks the flags.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.flush_delay.is_zero() {
+            return Err(bad(
+                "flush-delay",
+                "is 0",
+                "use a positive delay such as 5s (a batch also leaves when full)",
+            ));
+        }
+        if self.max_buffer_size == 0 {
+            return Err(bad(
+                "max-buffer-size",
+                "is 0",
+                "use at least 1 (default 100)",
+            ));
+        }
+        if self.max_concurrency == 0 || self.max_concurrency > 256 {
+            return Err(bad(
+                "max-concurrency",
+                format!("{} is out of range", self.max_concurrency),
+                "use 1 to 256 (default 10)",
+            ));
+        }
+        if self.max_batch_bytes < 64 * 1024 {
+            return Err(bad(
+                "max-batch-bytes",
+                format!(
+                    "{} is below 64 KiB, smaller than one large Event",
+                    self.max_batch_bytes
+                ),
+                "use at least 65536 (default 5 MiB; most clusters accept up to 100 MB)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ReplayArgs {
+    /// Checks every flag of `kwex replay`.
+    pub fn validate(&self) -> Result<Replay, ConfigError> {
+        Ok(Replay {
+            input: Input::from_arg(&self.file),
+            input_format: self.input_format,
+            output_format: self.format,
+            progress: !self.no_progress,
+            normalizer: self.document.validate()?,
+            pipeline: self.pipeline.validate()?,
+        })
+    }
+}
+
+impl RunArgs {
+    /// Checks every flag of `kwex run`.
+    pub fn validate(&self) -> Result<Run, ConfigError> {
+        self.batch.validate()?;
+        Ok(Run {
+            normalizer: self.document.validate()?,
+            pipeline: self.pipeline.validate()?,
+            batch: self.batch.clone(),
+            resync_period: (!self.resync_period.is_zero()).then_some(self.resync_period),
+            metrics_address: self.metrics_address,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kwex").chain(args.iter().copied()))
+    }
+
+    fn check_error(args: &[&str]) -> ConfigError {
+        let cli = parse(args).unwrap();
+        match cli.command {
+            Command::Check(run) => run.validate().unwrap_err(),
+            Command::Replay(_) => panic!("not check"),
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn stackdriver_defaults_are_kept() {
+        let cli = parse(&["check"]).unwrap();
+        let Command::Check(run) = cli.command else {
+            panic!("not check")
+        };
+        let run = run.validate().unwrap();
+        assert_eq!(run.batch.flush_delay, Duration::from_secs(5));
+        assert_eq!(run.batch.max_buffer_size, 100);
+        assert_eq!(run.batch.max_concurrency, 10);
+        assert_eq!(run.resync_period, None);
+    }
+
+    #[test]
+    fn validate_rejects_zero_flush_delay() {
+        let e = check_error(&["check", "--flush-delay", "0s"]);
+        assert_eq!(e.flag, "flush-delay");
+    }
+
+    #[test]
+    fn validate_rejects_zero_max_buffer_size() {
+        assert_eq!(
+            check_error(&["check", "--max-buffer-size", "0"]).flag,
+            "max-buffer-size"
+        );
+    }
+
+    #[test]
+    fn validate_rejects_out_of_range_concurrency() {
+        assert_eq!(
+            check_error(&["check", "--max-concurrency", "0"]).flag,
+            "max-concurrency"
+        );
+        assert_eq!(
+            check_error(&["check", "--max-concurrency", "1000"]).flag,
+            "max-concurrency"
+        );
+    }
+
+    #[test]
+    fn validate_rejects_tiny_message_limit() {
+        let e = check_error(&["check", "--max-message-bytes", "10"]);
+        assert_eq!(e.flag, "max-message-bytes");
+        assert!(
+            e.to_string()
+                .starts_with("--max-message-bytes: 10 is too small"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validate_rejects_empty_cluster_name() {
+        assert_eq!(
+            check_error(&["check", "--cluster-name", " "]).flag,
+            "cluster-name"
+        );
+    }
+
+    #[test]
+    fn bad_index_pattern_is_refused_naming_the_flag() {
+        let e = parse(&["check", "--index", "Events-%Q"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--index"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_is_refused_naming_the_flag() {
+        let e = parse(&["check", "--flush-delay", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--flush-delay"), "{e}");
+    }
+
+    #[test]
+    fn replay_dash_means_stdin() {
+        let cli = parse(&["replay", "-"]).unwrap();
+        let Command::Replay(args) = cli.command else {
+            panic!("not replay")
+        };
+        assert_eq!(args.validate().unwrap().input, Input::Stdin);
+    }
+}
