@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::document::{IdMode, IndexPattern, Normalizer};
 use crate::pipeline::{self, OnInvalid};
 use crate::sink::stdout;
+use crate::source::kube::{self as kube_source, EventApi};
 use crate::source::replay::{Input, InputFormat};
 use crate::telemetry::logging::LogFormat;
 
@@ -54,6 +55,12 @@ pub enum Command {
     /// records are reported with their line and skipped (or stop the run with
     /// `--on-invalid=fail`).
     Replay(ReplayArgs),
+    /// Watch the Events of a Kubernetes cluster and export them (the exporter itself).
+    ///
+    /// Lists every Event once (paginated), then watches; Added and Modified Events become
+    /// documents. Uses the in-cluster configuration, else a kubeconfig (--kubeconfig, $KUBECONFIG,
+    /// ~/.kube/config). Needs get, list and watch on events (see deploy/).
+    Run(RunArgs),
     /// Check the configuration of `kwex run` and exit: 0 when valid, 2 with the reason when not.
     Check(RunArgs),
 }
@@ -119,6 +126,18 @@ pub struct ReplayArgs {
 pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub leader: LeaderArgs,
+    /// Where documents go: `stdout` (NDJSON or a `_bulk` body, see --format).
+    #[arg(long, env = "KWEX_SINK", value_enum, default_value_t)]
+    pub sink: SinkKind,
+    /// With `--sink stdout`: `ndjson` (one document per line) or `bulk` (a `_bulk` request body).
+    #[arg(long, env = "KWEX_FORMAT", value_enum, default_value_t)]
+    pub format: stdout::Format,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub document: DocumentArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -132,6 +151,74 @@ pub struct RunArgs {
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(long, env = "KWEX_METRICS_ADDRESS", default_value = "0.0.0.0:9102")]
     pub metrics_address: SocketAddr,
+}
+
+/// Where `kwex run` sends documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SinkKind {
+    /// Standard output.
+    #[default]
+    Stdout,
+}
+
+/// Which Events to read, from which API server.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kubernetes")]
+pub struct KubeArgs {
+    /// kubeconfig file; by default in-cluster config, else $KUBECONFIG, else ~/.kube/config.
+    #[arg(long, env = "KWEX_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context to use instead of the current one.
+    #[arg(long, env = "KWEX_CONTEXT")]
+    pub context: Option<String>,
+    /// Event API to read: `v1` (core) or `events.k8s.io/v1`.
+    #[arg(long, env = "KWEX_EVENTS_API", value_enum, default_value_t)]
+    pub events_api: EventApi,
+    /// Namespaces to watch (repeat or comma-separate); all namespaces when absent.
+    #[arg(long = "namespace", env = "KWEX_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Only Events whose labels match, e.g. `team=payments`.
+    #[arg(long, env = "KWEX_LABEL_SELECTOR")]
+    pub label_selector: Option<String>,
+    /// Only Events whose fields match, e.g. `type=Warning` or `involvedObject.kind=Pod`.
+    #[arg(long, env = "KWEX_FIELD_SELECTOR")]
+    pub field_selector: Option<String>,
+    /// Events per page of the initial list (memory stays flat whatever the cluster holds).
+    #[arg(long, env = "KWEX_LIST_PAGE_SIZE", default_value_t = 500)]
+    pub list_page_size: u32,
+    /// Sustained requests per second to the API server.
+    #[arg(long, env = "KWEX_KUBE_API_QPS", default_value_t = 5.0)]
+    pub kube_api_qps: f64,
+    /// Requests allowed in a burst above --kube-api-qps.
+    #[arg(long, env = "KWEX_KUBE_API_BURST", default_value_t = 10)]
+    pub kube_api_burst: u32,
+}
+
+/// Leader election, so that replicas can stand by.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Leader election")]
+pub struct LeaderArgs {
+    /// Only the holder of a Lease exports; other replicas stand by and take over when it stops.
+    #[arg(long, env = "KWEX_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "KWEX_LEADER_ELECT_LEASE_NAME", default_value = "kwex")]
+    pub leader_elect_lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "KWEX_LEADER_ELECT_NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: $POD_NAME, else the host name).
+    #[arg(long, env = "KWEX_LEADER_ELECT_IDENTITY")]
+    pub leader_elect_identity: Option<String>,
+    /// How long a Lease stays valid after its holder's last renewal.
+    #[arg(long, env = "KWEX_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// A leader that could not renew for this long stops.
+    #[arg(long, env = "KWEX_LEADER_ELECT_RENEW_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// Pause between attempts to acquire or renew the Lease.
+    #[arg(long, env = "KWEX_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub leader_elect_retry_period: Duration,
 }
 
 /// Batching flags of the search-cluster sink (names and defaults from the stackdriver event-exporter).
@@ -192,6 +279,16 @@ pub struct Replay {
 /// `kwex run`, validated.
 #[derive(Debug, Clone)]
 pub struct Run {
+    /// How to reach the API server.
+    pub client: kube_source::client::ClientSettings,
+    /// What to list and watch.
+    pub source: kube_source::Settings,
+    /// Leader election, when enabled.
+    pub leader: Option<kube_source::leader::Settings>,
+    /// Where documents go.
+    pub sink: SinkKind,
+    /// Their format on stdout.
+    pub format: stdout::Format,
     /// Event → Document.
     pub normalizer: Normalizer,
     /// Pipeline settings.
@@ -312,11 +409,132 @@ impl ReplayArgs {
     }
 }
 
+impl KubeArgs {
+    /// Checks the flags.
+    pub fn validate(
+        &self,
+        resync_period: Option<Duration>,
+    ) -> Result<kube_source::Settings, ConfigError> {
+        if self.list_page_size == 0 {
+            return Err(bad(
+                "list-page-size",
+                "is 0",
+                "use e.g. 500 (client-go's default)",
+            ));
+        }
+        if !(self.kube_api_qps > 0.0 && self.kube_api_qps.is_finite()) {
+            return Err(bad(
+                "kube-api-qps",
+                format!("{} is not a positive rate", self.kube_api_qps),
+                "use e.g. 5",
+            ));
+        }
+        if self.kube_api_burst == 0 {
+            return Err(bad("kube-api-burst", "is 0", "use at least 1 (default 10)"));
+        }
+        for ns in &self.namespaces {
+            let valid = !ns.is_empty()
+                && ns.len() <= 63
+                && ns
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !ns.starts_with('-')
+                && !ns.ends_with('-');
+            if !valid {
+                return Err(bad(
+                    "namespace",
+                    format!("{ns:?} is not a namespace name"),
+                    "use lower-case DNS labels (a-z, 0-9, -), separated by commas",
+                ));
+            }
+        }
+        Ok(kube_source::Settings {
+            api: self.events_api,
+            namespaces: self.namespaces.clone(),
+            label_selector: self.label_selector.clone().filter(|s| !s.is_empty()),
+            field_selector: self.field_selector.clone().filter(|s| !s.is_empty()),
+            page_size: self.list_page_size,
+            resync_period,
+            qps: self.kube_api_qps,
+            burst: self.kube_api_burst,
+        })
+    }
+}
+
+impl LeaderArgs {
+    /// Checks the flags; `None` when leader election is off.
+    pub fn validate(&self) -> Result<Option<kube_source::leader::Settings>, ConfigError> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        let (duration, deadline, retry) = (
+            self.leader_elect_lease_duration,
+            self.leader_elect_renew_deadline,
+            self.leader_elect_retry_period,
+        );
+        if retry.is_zero() || deadline <= retry {
+            return Err(bad(
+                "leader-elect-renew-deadline",
+                format!("{deadline:?} is not longer than --leader-elect-retry-period {retry:?}"),
+                "the renew deadline must leave room for several retries (defaults: 10s and 2s)",
+            ));
+        }
+        if duration <= deadline {
+            return Err(bad(
+                "leader-elect-lease-duration",
+                format!(
+                    "{duration:?} is not longer than --leader-elect-renew-deadline {deadline:?}"
+                ),
+                "a leader must give up before its Lease expires (defaults: 15s and 10s)",
+            ));
+        }
+        let namespace = self
+            .leader_elect_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into());
+        let identity = self
+            .leader_elect_identity
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+            })
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| {
+                bad(
+                    "leader-elect-identity",
+                    "cannot be derived (no $POD_NAME, no host name)",
+                    "set it explicitly",
+                )
+            })?;
+        Ok(Some(kube_source::leader::Settings {
+            name: self.leader_elect_lease_name.clone(),
+            namespace,
+            identity,
+            lease_duration: duration,
+            renew_deadline: deadline,
+            retry_period: retry,
+        }))
+    }
+}
+
 impl RunArgs {
     /// Checks every flag of `kwex run`.
     pub fn validate(&self) -> Result<Run, ConfigError> {
         self.batch.validate()?;
+        let resync_period = (!self.resync_period.is_zero()).then_some(self.resync_period);
         Ok(Run {
+            client: kube_source::client::ClientSettings {
+                kubeconfig: self.kube.kubeconfig.clone(),
+                context: self.kube.context.clone(),
+            },
+            source: self.kube.validate(resync_period)?,
+            leader: self.leader.validate()?,
+            sink: self.sink,
+            format: self.format,
             normalizer: self.document.validate()?,
             pipeline: self.pipeline.validate()?,
             batch: self.batch.clone(),
@@ -338,7 +556,7 @@ mod tests {
         let cli = parse(args).unwrap();
         match cli.command {
             Command::Check(run) => run.validate().unwrap_err(),
-            Command::Replay(_) => panic!("not check"),
+            _ => panic!("not check"),
         }
     }
 
@@ -420,6 +638,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--flush-delay"), "{e}");
+    }
+
+    #[test]
+    fn validate_rejects_bad_namespace_names() {
+        assert_eq!(
+            check_error(&["check", "--namespace", "default,Kube_System"]).flag,
+            "namespace"
+        );
+    }
+
+    #[test]
+    fn validate_rejects_leader_timings_that_could_make_two_leaders() {
+        let e = check_error(&[
+            "check",
+            "--leader-elect",
+            "--leader-elect-identity",
+            "a",
+            "--leader-elect-lease-duration",
+            "5s",
+        ]);
+        assert_eq!(e.flag, "leader-elect-lease-duration");
+        let e = check_error(&[
+            "check",
+            "--leader-elect",
+            "--leader-elect-identity",
+            "a",
+            "--leader-elect-retry-period",
+            "20s",
+        ]);
+        assert_eq!(e.flag, "leader-elect-renew-deadline");
+    }
+
+    #[test]
+    fn namespaces_may_be_comma_separated() {
+        let cli = parse(&["check", "--namespace", "a,b", "--namespace", "c"]).unwrap();
+        let Command::Check(run) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(run.validate().unwrap().source.namespaces, ["a", "b", "c"]);
     }
 
     #[test]

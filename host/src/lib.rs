@@ -18,6 +18,7 @@
 //!
 //! `docs/` in the repository explains the decisions behind each part.
 
+pub mod backoff;
 pub mod config;
 pub mod document;
 pub mod pipeline;

@@ -7,11 +7,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use kwex::config::{Cli, Command, Replay};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kwex::config::{Cli, Command, Replay, Run};
 use kwex::pipeline::{self, NormalizeMetrics, Pipeline};
 use kwex::sink::stdout::{self, StdoutSink};
+use kwex::source::kube::{self as kube_source, KubeSource, leader::Elector};
 use kwex::source::replay::{self, ReplaySource};
-use kwex::telemetry::logging;
+use kwex::telemetry::{http, logging};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for a configuration error (as clap uses for usage errors).
@@ -43,6 +47,23 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Run(args) => {
+            let run = match args.validate() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("kwex: invalid configuration: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match block_on(run_exporter(run)) {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "kwex stopped.");
+                    eprintln!("kwex: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Replay(args) => {
             let replay = match args.validate() {
                 Ok(r) => r,
@@ -51,7 +72,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match runtime().and_then(|rt| rt.block_on(run_replay(replay))) {
+            match block_on(run_replay(replay)) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("kwex: {e:#}");
@@ -62,11 +83,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Runs `task` on a new runtime. Blocking reads still pending at the end (a
+/// stdin that never closes) are abandoned rather than waited for.
+fn block_on<T>(task: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")
+        .context("cannot start the async runtime")?;
+    let result = rt.block_on(task);
+    rt.shutdown_background();
+    result
 }
 
 async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
@@ -120,6 +146,97 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `kwex run`: watch the cluster, export until SIGTERM.
+async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
+    let registry = prometheus::Registry::new();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_to_token(shutdown.clone()));
+
+    let client = kube_source::client::connect(&run.client).await?;
+    let source = KubeSource::new(
+        client.clone(),
+        run.source.clone(),
+        kube_source::Metrics::register(&registry)?,
+    );
+    let sink = StdoutSink::new(
+        Box::new(std::io::stdout()),
+        run.format,
+        run.normalizer.id_mode,
+        stdout::Metrics::register(&registry)?,
+    );
+    let pipeline = Pipeline::new(
+        run.pipeline.clone(),
+        run.normalizer.clone(),
+        NormalizeMetrics::register(&registry)?,
+    );
+
+    // A standby replica is ready (standing by is its job); the leader once it has listed.
+    let exporting = Arc::new(AtomicBool::new(run.leader.is_none()));
+    let mut readiness = http::Readiness::default();
+    {
+        let (synced, exporting) = (source.synced(), exporting.clone());
+        readiness.add("initial_list", move || {
+            synced.get() || !exporting.load(Ordering::Relaxed)
+        });
+    }
+    let server_stop = CancellationToken::new();
+    let (address, server) = http::bind(
+        run.metrics_address,
+        registry.clone(),
+        readiness,
+        server_stop.clone(),
+    )
+    .await?;
+    let server = tokio::spawn(server);
+    tracing::info!(%address, "Serving /metrics, /healthz and /readyz.");
+
+    let pipeline_stop = shutdown.child_token();
+    let leader = match run.leader.clone() {
+        None => None,
+        Some(settings) => {
+            let mut elector = Elector::new(client, settings, &registry)?;
+            if !elector.acquire(&shutdown).await? {
+                server_stop.cancel();
+                let _ = server.await;
+                return Ok(ExitCode::SUCCESS);
+            }
+            exporting.store(true, Ordering::Relaxed);
+            let (shutdown, pipeline_stop) = (shutdown.clone(), pipeline_stop.clone());
+            Some(tokio::spawn(async move {
+                let held = elector.hold(&shutdown).await;
+                if held.is_err() {
+                    pipeline_stop.cancel();
+                }
+                held
+            }))
+        }
+    };
+
+    let result = pipeline
+        .run(
+            |tx, stop| source.run(tx, stop),
+            |rx| sink.run(rx),
+            pipeline_stop,
+        )
+        .await;
+    // Whatever ended the pipeline, give the Lease up and stop serving.
+    shutdown.cancel();
+    let held = match leader {
+        Some(task) => task.await?,
+        None => Ok(()),
+    };
+    server_stop.cancel();
+    let _ = server.await;
+    held?;
+    let summary = result?;
+    tracing::info!(
+        documents = summary.documents,
+        invalid = summary.invalid,
+        "kwex stopped after draining."
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {

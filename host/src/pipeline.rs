@@ -233,7 +233,7 @@ fn normalize_stage(
         let mut failure = None;
         for raw in chunk {
             summary.records += 1;
-            match normalizer.normalize(&raw.bytes, raw.action, observed_at) {
+            match normalizer.normalize_hinted(&raw.bytes, raw.api_hint, raw.action, observed_at) {
                 Ok(normalized) => {
                     for repair in &normalized.repairs {
                         metrics.repaired.with_label_values(&[repair.as_str()]).inc();

@@ -127,13 +127,26 @@ impl Normalizer {
         action: WatchAction,
         observed_at: DateTime<Utc>,
     ) -> Result<Normalized, NormalizeError> {
-        match self.normalize_utf8(raw, action, observed_at, false) {
+        self.normalize_hinted(raw, None, action, observed_at)
+    }
+
+    /// Like [`normalize`](Self::normalize), with the API version to assume
+    /// when the JSON has none (items of a list from the API server carry no
+    /// `apiVersion`); without a hint it is inferred from the field names.
+    pub fn normalize_hinted(
+        &self,
+        raw: &[u8],
+        api_hint: Option<&str>,
+        action: WatchAction,
+        observed_at: DateTime<Utc>,
+    ) -> Result<Normalized, NormalizeError> {
+        match self.normalize_utf8(raw, api_hint, action, observed_at, false) {
             Err(e) if e.kind == NormalizeErrorKind::Syntax && std::str::from_utf8(raw).is_err() => {
                 // serde_json refuses strings that are not UTF-8. Kubernetes never
                 // writes them, but dumps pass through other tools: keep the Event
                 // and mark the damage rather than lose it.
                 let repaired = String::from_utf8_lossy(raw);
-                self.normalize_utf8(repaired.as_bytes(), action, observed_at, true)
+                self.normalize_utf8(repaired.as_bytes(), api_hint, action, observed_at, true)
             }
             other => other,
         }
@@ -142,6 +155,7 @@ impl Normalizer {
     fn normalize_utf8(
         &self,
         raw: &[u8],
+        api_hint: Option<&str>,
         action: WatchAction,
         observed_at: DateTime<Utc>,
         utf8_repaired: bool,
@@ -170,8 +184,12 @@ impl Normalizer {
                     format!("apiVersion is {other:?}, expected \"v1\" or \"events.k8s.io/v1\""),
                 ));
             }
-            None if event.note.is_some() || event.regarding.is_some() => Api::EventsV1,
-            None => Api::CoreV1,
+            None => match api_hint {
+                Some(hint) if hint.starts_with("events.k8s.io/") => Api::EventsV1,
+                Some(_) => Api::CoreV1,
+                None if event.note.is_some() || event.regarding.is_some() => Api::EventsV1,
+                None => Api::CoreV1,
+            },
         };
 
         let meta = event.metadata.unwrap_or_default();

@@ -7,6 +7,7 @@
 //! then ends on its own. That is how the pipeline drains on SIGTERM without
 //! losing what is in flight.
 
+pub mod kube;
 pub mod replay;
 
 use std::fmt;
@@ -22,6 +23,9 @@ pub struct RawEvent {
     pub origin: Origin,
     /// What the watch reported (replayed records count as `added`).
     pub action: WatchAction,
+    /// The API version to assume when the JSON has no `apiVersion` (list
+    /// items from the API server do not); `None` infers it from field names.
+    pub api_hint: Option<&'static str>,
 }
 
 /// Where a record came from, so that an error message can point at it.

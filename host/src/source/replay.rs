@@ -273,6 +273,7 @@ impl ReplaySource {
                     bytes: text.to_vec(),
                     origin: Origin::Line(line_no),
                     action: WatchAction::Added,
+                    api_hint: None,
                 });
                 if chunk.len() == CHUNK_RECORDS {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
@@ -282,6 +283,14 @@ impl ReplaySource {
                 }
             }
             line.clear();
+            // Nothing more buffered: the next read may wait (a live stdin),
+            // so hand on what has been read rather than hold it back.
+            if reader.buffer().is_empty() && !chunk.is_empty() {
+                let partial = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
+                if tx.send(partial).await.is_err() {
+                    return Ok(());
+                }
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -309,10 +318,22 @@ impl ReplaySource {
             if shutdown.is_cancelled() {
                 break;
             }
+            let parsed_up_to = values.byte_offset();
             let value = match values.next() {
                 None => break,
                 Some(Ok(v)) => v,
                 Some(Err(e)) => {
+                    // The value is broken somewhere: keep the elements before
+                    // the damage, which are intact, and report the rest.
+                    for (origin, bytes) in salvage(all, parsed_up_to, &mut lines) {
+                        self.metrics.records.inc();
+                        chunk.push(RawEvent {
+                            bytes: bytes.to_vec(),
+                            origin,
+                            action: WatchAction::Added,
+                            api_hint: None,
+                        });
+                    }
                     if !chunk.is_empty() {
                         let _ = tx.send(chunk).await;
                     }
@@ -330,6 +351,7 @@ impl ReplaySource {
                     bytes: bytes.to_vec(),
                     origin,
                     action: WatchAction::Added,
+                    api_hint: None,
                 });
                 if chunk.len() == CHUNK_RECORDS {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
@@ -427,6 +449,63 @@ fn split_value<'a>(
             vec![(Origin::Value { line }, text.as_bytes())]
         }
     }
+}
+
+/// The complete elements of a broken List or array that starts at `from`,
+/// found by a streaming parse that keeps each element as it completes.
+fn salvage<'a>(all: &'a [u8], from: usize, lines: &mut LineCounter) -> Vec<(Origin, &'a [u8])> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    struct Elements<'a, 'o>(&'o mut Vec<&'a RawValue>);
+    impl<'de, 'o> Visitor<'de> for Elements<'de, 'o> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a List or an array of Events")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(element) = seq.next_element::<&'de RawValue>()? {
+                self.0.push(element);
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "items" {
+                    map.next_value_seed(Elements(&mut *self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    impl<'de, 'o> DeserializeSeed<'de> for Elements<'de, 'o> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    let mut found = Vec::new();
+    let Some(rest) = all.get(from..) else {
+        return Vec::new();
+    };
+    let mut de = serde_json::Deserializer::from_slice(rest);
+    // The parse fails by definition (the value is broken); what it kept is the point.
+    let _ = Elements(&mut found).deserialize(&mut de);
+    found
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            (
+                Origin::Item {
+                    line: lines.line_at(offset_in(all, item.get())),
+                    index,
+                },
+                item.get().as_bytes(),
+            )
+        })
+        .collect()
 }
 
 /// Byte offset of `part` inside `all` (it is a sub-slice, as serde_json borrows).

@@ -1,6 +1,6 @@
 //! Helpers for stages that register metric families.
 
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// A metric family could not be registered (a name registered twice: a bug).
 #[derive(Debug, thiserror::Error)]
@@ -9,6 +9,31 @@ pub struct RegisterError {
     name: String,
     #[source]
     source: prometheus::Error,
+}
+
+impl RegisterError {
+    /// Wraps a registration failure of the metric `name`.
+    pub fn new(name: &str, source: prometheus::Error) -> Self {
+        Self {
+            name: name.into(),
+            source,
+        }
+    }
+}
+
+/// Creates and registers a gauge.
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, RegisterError> {
+    let g = IntGauge::new(name, help).map_err(|source| RegisterError {
+        name: name.into(),
+        source,
+    })?;
+    registry
+        .register(Box::new(g.clone()))
+        .map_err(|source| RegisterError {
+            name: name.into(),
+            source,
+        })?;
+    Ok(g)
 }
 
 /// Creates and registers a counter.
@@ -62,7 +87,10 @@ pub fn read(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> Option<
                         .iter()
                         .any(|l| l.name() == *k && l.value() == *v)
                 });
-                matches.then(|| m.get_counter().get_value())
+                matches.then(|| match family.get_field_type() {
+                    prometheus::proto::MetricType::GAUGE => m.get_gauge().get_value(),
+                    _ => m.get_counter().get_value(),
+                })
             })
         })
 }

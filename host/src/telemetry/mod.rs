@@ -5,5 +5,6 @@
 //! created in `main` and passed down: there is no global registry, so tests
 //! can run pipelines side by side and read each one's counters.
 
+pub mod http;
 pub mod logging;
 pub mod metrics;

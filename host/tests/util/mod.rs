@@ -61,7 +61,10 @@ impl Kwex {
 
     /// Runs to completion.
     pub fn run(mut self) -> Output {
-        self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = self.cmd.spawn().expect("start kwex");
         let input = self.stdin.take().unwrap_or_default();
         let mut stdin = child.stdin.take().expect("stdin");
@@ -70,12 +73,19 @@ impl Kwex {
         });
         let out = child.wait_with_output().expect("wait for kwex");
         let _ = writer.join();
-        Output { status: out.status, stdout: out.stdout, stderr: out.stderr }
+        Output {
+            status: out.status,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
     }
 
     /// Starts it, with stdin, stdout and stderr piped.
     pub fn spawn(mut self) -> Running {
-        self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = self.cmd.spawn().expect("start kwex");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
@@ -93,7 +103,13 @@ impl Kwex {
             let _ = std::io::Read::read_to_end(&mut BufReader::new(stderr), &mut buf);
             buf
         });
-        Running { stdin: child.stdin.take(), child, lines, seen: Vec::new(), stderr_reader: Some(stderr_reader) }
+        Running {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr_reader: Some(stderr_reader),
+        }
     }
 }
 
@@ -128,7 +144,10 @@ impl Output {
 }
 
 pub fn log_lines(stderr: &str) -> Vec<Value> {
-    stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// The fields of the "Replay finished." log line.
@@ -167,12 +186,19 @@ impl Running {
                 Err(_) => break,
             }
         }
-        self.seen.iter().map(|l| serde_json::from_str(l).expect("document is JSON")).collect()
+        self.seen
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("document is JSON"))
+            .collect()
     }
 
     /// Sends a signal by name (`TERM`, `INT`, `KILL`).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 
@@ -193,11 +219,19 @@ impl Running {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(line);
         }
-        let stderr = self.stderr_reader.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let stderr = self
+            .stderr_reader
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         let mut stdout = self.seen.join("\n").into_bytes();
         if !stdout.is_empty() {
             stdout.push(b'\n');
         }
-        Output { status, stdout, stderr }
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
     }
 }
