@@ -20,7 +20,10 @@ fn normalizer() -> Normalizer {
 
 fn normalize(c: &mut Criterion) {
     let events = kwex_benches::example_events();
-    assert!(!events.is_empty(), "examples/events/core-v1.json is missing");
+    assert!(
+        !events.is_empty(),
+        "examples/events/core-v1.json is missing"
+    );
     let bytes: usize = events.iter().map(Vec::len).sum();
     let n = normalizer();
     let now = Utc::now();

@@ -13,6 +13,11 @@ pub fn example_events() -> Vec<Vec<u8>> {
     let list: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
     list["items"]
         .as_array()
-        .map(|items| items.iter().filter_map(|i| serde_json::to_vec(i).ok()).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| serde_json::to_vec(i).ok())
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -59,7 +59,6 @@ fn main() -> ExitCode {
                 Ok(code) => code,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "kwex stopped.");
-                    eprintln!("kwex: {e:#}");
                     ExitCode::FAILURE
                 }
             }

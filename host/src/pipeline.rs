@@ -79,10 +79,10 @@ pub enum Error {
         summary: Summary,
     },
     /// The source failed.
-    #[error("source failed: {0}")]
+    #[error("the source failed")]
     Source(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The sink failed.
-    #[error("sink failed: {0}")]
+    #[error("the sink failed")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The drain after a shutdown signal took longer than allowed.
     #[error(

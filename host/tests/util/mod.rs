@@ -98,16 +98,23 @@ impl Kwex {
                 }
             }
         });
+        let (log_tx, logs) = mpsc::channel();
         let stderr_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut BufReader::new(stderr), &mut buf);
-            buf
+            let mut all = Vec::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                all.extend_from_slice(line.as_bytes());
+                all.push(b'\n');
+                let _ = log_tx.send(line);
+            }
+            all
         });
         Running {
             stdin: child.stdin.take(),
             child,
             lines,
             seen: Vec::new(),
+            logs,
             stderr_reader: Some(stderr_reader),
         }
     }
@@ -164,6 +171,7 @@ pub struct Running {
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    logs: mpsc::Receiver<String>,
     stderr_reader: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
@@ -190,6 +198,28 @@ impl Running {
             .iter()
             .map(|l| serde_json::from_str(l).expect("document is JSON"))
             .collect()
+    }
+
+    /// Documents printed so far, without waiting.
+    pub fn documents_now(&mut self) -> usize {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.len()
+    }
+
+    /// Waits for a JSON log line with this `message` (consuming the lines before it).
+    pub fn wait_for_log(&mut self, message: &str, deadline: Duration) -> Option<Value> {
+        let end = Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let line = self.logs.recv_timeout(left).ok()?;
+            if let Ok(value) = serde_json::from_str::<Value>(&line)
+                && value["message"] == message
+            {
+                return Some(value);
+            }
+        }
     }
 
     /// Sends a signal by name (`TERM`, `INT`, `KILL`).
@@ -235,3 +265,5 @@ impl Running {
         }
     }
 }
+
+pub mod kube;
