@@ -4,6 +4,7 @@
 //! server and run in parallel. They are `#[ignore]`d for a plain `cargo test`
 //! (no server there) and run by `cargo xtask test` with `--include-ignored`;
 //! without the server they fail, they never pass vacuously.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should fail the test
 
 mod util;
 

@@ -3,6 +3,7 @@
 //! A test binary of its own: cargo runs test binaries one after another, so
 //! restarting the shared API server here cannot disturb the tests in
 //! `kube.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should fail the test
 
 mod util;
 

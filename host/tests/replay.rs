@@ -1,4 +1,5 @@
 //! `kwex replay` as a user runs it: the real binary on the example files.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should fail the test
 
 mod util;
 
