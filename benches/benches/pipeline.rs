@@ -15,6 +15,7 @@ fn normalizer() -> Normalizer {
         index: IndexPattern::parse("kwex-events-%Y.%m.%d").expect("valid pattern"),
         id_mode: IdMode::Occurrence,
         max_message_bytes: 32 * 1024,
+        dedot: false,
     }
 }
 

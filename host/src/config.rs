@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::document::{IdMode, IndexPattern, Normalizer};
 use crate::pipeline::{self, OnInvalid};
-use crate::sink::stdout;
+use crate::sink::{batcher, search, stdout};
 use crate::source::kube::{self as kube_source, EventApi};
 use crate::source::replay::{Input, InputFormat};
 use crate::telemetry::logging::LogFormat;
@@ -82,6 +82,9 @@ pub struct DocumentArgs {
     /// Messages longer than this are cut at a character boundary (the document records the original size).
     #[arg(long, env = "KWEX_MAX_MESSAGE_BYTES", default_value_t = 32 * 1024)]
     pub max_message_bytes: usize,
+    /// Replace dots in label and annotation keys with `_`, for clusters without flattened/flat_object fields.
+    #[arg(long, env = "KWEX_DEDOT")]
+    pub dedot: bool,
 }
 
 /// Flags of the pipeline itself.
@@ -113,6 +116,18 @@ pub struct ReplayArgs {
     /// Do not draw a progress bar (it is only drawn when stderr is a terminal anyway).
     #[arg(long, env = "KWEX_NO_PROGRESS")]
     pub no_progress: bool,
+    /// Serve /metrics, /healthz and /readyz on this address while replaying (off by default).
+    #[arg(long, env = "KWEX_METRICS_ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
+    /// Where documents go: `stdout`, or `search` (OpenSearch/Elasticsearch at --url, for back-filling).
+    #[arg(long, env = "KWEX_SINK", value_enum, default_value = "stdout")]
+    pub sink: SinkKind,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub search: SearchArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub batch: BatchArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub document: DocumentArgs,
@@ -130,9 +145,12 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub leader: LeaderArgs,
-    /// Where documents go: `stdout` (NDJSON or a `_bulk` body, see --format).
-    #[arg(long, env = "KWEX_SINK", value_enum, default_value_t)]
+    /// Where documents go: `search` (OpenSearch/Elasticsearch at --url) or `stdout`.
+    #[arg(long, env = "KWEX_SINK", value_enum, default_value = "search")]
     pub sink: SinkKind,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub search: SearchArgs,
     /// With `--sink stdout`: `ndjson` (one document per line) or `bulk` (a `_bulk` request body).
     #[arg(long, env = "KWEX_FORMAT", value_enum, default_value_t)]
     pub format: stdout::Format,
@@ -153,12 +171,90 @@ pub struct RunArgs {
     pub metrics_address: SocketAddr,
 }
 
-/// Where `kwex run` sends documents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// Where documents go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SinkKind {
-    /// Standard output.
-    #[default]
+    /// OpenSearch or Elasticsearch, through `_bulk` (needs --url).
+    Search,
+    /// Standard output (NDJSON or a `_bulk` body, see --format).
     Stdout,
+}
+
+/// The OpenSearch / Elasticsearch sink's connection and behaviour.
+///
+/// Secrets are never flags (they would show in `ps` and in shell history):
+/// they come from the environment (`KWEX_PASSWORD`, `KWEX_API_KEY`,
+/// `KWEX_BEARER_TOKEN`) or from files (`--password-file`, …).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Search cluster")]
+pub struct SearchArgs {
+    /// Cluster URL(s), comma-separated; requests go round-robin and fail over.
+    #[arg(long = "url", env = "KWEX_URL", value_delimiter = ',')]
+    pub urls: Vec<String>,
+    /// User for basic authentication; the password comes from KWEX_PASSWORD or --password-file.
+    #[arg(long, env = "KWEX_USERNAME")]
+    pub username: Option<String>,
+    /// File holding the basic-auth password.
+    #[arg(long, env = "KWEX_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// File holding an Elasticsearch API key (base64 `id:key`); or set KWEX_API_KEY.
+    #[arg(long, env = "KWEX_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// File holding a bearer token; or set KWEX_BEARER_TOKEN.
+    #[arg(long, env = "KWEX_BEARER_TOKEN_FILE")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Sign requests with AWS SigV4 (Amazon OpenSearch Service / Serverless), credentials from the standard AWS chain.
+    #[arg(long, env = "KWEX_AWS_SIGV4")]
+    pub aws_sigv4: bool,
+    /// AWS region for SigV4 (default: $AWS_REGION).
+    #[arg(long, env = "KWEX_AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// AWS service for SigV4: `es` (OpenSearch Service) or `aoss` (Serverless).
+    #[arg(long, env = "KWEX_AWS_SERVICE", default_value = "es")]
+    pub aws_service: String,
+    /// Extra CA certificate(s) (PEM) to trust for the cluster.
+    #[arg(long, env = "KWEX_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --client-key-file.
+    #[arg(long, env = "KWEX_CLIENT_CERT_FILE")]
+    pub client_cert_file: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(long, env = "KWEX_CLIENT_KEY_FILE")]
+    pub client_key_file: Option<PathBuf>,
+    /// Accept any server certificate. For test clusters only; logged as a warning.
+    #[arg(long, env = "KWEX_INSECURE_SKIP_VERIFY")]
+    pub insecure_skip_verify: bool,
+    /// gzip request bodies (saves bandwidth, costs CPU).
+    #[arg(long, env = "KWEX_GZIP")]
+    pub gzip: bool,
+    /// Bound on one request, from connect to the last byte of the answer.
+    #[arg(long, env = "KWEX_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Index for documents the cluster refuses (mapping errors): pattern like --index.
+    #[arg(
+        long,
+        env = "KWEX_DEAD_LETTER_INDEX",
+        default_value = "kwex-dead-letter-%Y.%m.%d"
+    )]
+    pub dead_letter_index: IndexPattern,
+    /// Retries of a document that keeps failing with 5xx before it is dead-lettered (429 retries forever).
+    #[arg(long, env = "KWEX_MAX_ITEM_RETRIES", default_value_t = 10)]
+    pub max_item_retries: u32,
+    /// Longest wait between retries.
+    #[arg(long, env = "KWEX_MAX_BACKOFF", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub max_backoff: Duration,
+    /// Install the index template (and with --retention-days an ISM/ILM policy) at start.
+    #[arg(long, env = "KWEX_INSTALL_TEMPLATE")]
+    pub install_template: bool,
+    /// Name of the index template and retention policy.
+    #[arg(long, env = "KWEX_TEMPLATE_NAME", default_value = "kwex-events")]
+    pub template_name: String,
+    /// With --install-template: delete indices older than this many days (ISM on OpenSearch, ILM on Elasticsearch).
+    #[arg(long, env = "KWEX_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Write to this data stream instead of --index (always with `create`; needs --id-mode=occurrence).
+    #[arg(long, env = "KWEX_DATA_STREAM")]
+    pub data_stream: Option<String>,
 }
 
 /// Which Events to read, from which API server.
@@ -268,8 +364,12 @@ pub struct Replay {
     pub input_format: InputFormat,
     /// What stdout gets.
     pub output_format: stdout::Format,
+    /// The search sink, when documents go to a cluster.
+    pub search: Option<SearchSink>,
     /// Whether a progress bar may be drawn.
     pub progress: bool,
+    /// Where to serve metrics, if anywhere.
+    pub metrics_address: Option<SocketAddr>,
     /// Event → Document.
     pub normalizer: Normalizer,
     /// Pipeline settings.
@@ -285,8 +385,8 @@ pub struct Run {
     pub source: kube_source::Settings,
     /// Leader election, when enabled.
     pub leader: Option<kube_source::leader::Settings>,
-    /// Where documents go.
-    pub sink: SinkKind,
+    /// The search sink, when documents go to a cluster (else stdout).
+    pub search: Option<SearchSink>,
     /// Their format on stdout.
     pub format: stdout::Format,
     /// Event → Document.
@@ -299,6 +399,262 @@ pub struct Run {
     pub resync_period: Option<Duration>,
     /// Address of the metrics server.
     pub metrics_address: SocketAddr,
+}
+
+/// The search sink, validated: everything needed to build it.
+#[derive(Debug, Clone)]
+pub struct SearchSink {
+    /// The transport.
+    pub client: search::client::Settings,
+    /// Batching.
+    pub batch: batcher::Settings,
+    /// Delivery rules.
+    pub writer: search::writer::Settings,
+    /// The template to install, if asked.
+    pub template: Option<search::template::Settings>,
+    /// The data stream written to, if any (replaces the index of every document).
+    pub data_stream: Option<String>,
+}
+
+impl SearchArgs {
+    /// Checks the flags; `env` looks up secrets (`KWEX_PASSWORD`…).
+    pub fn validate(
+        &self,
+        batch: &BatchArgs,
+        normalizer: &Normalizer,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SearchSink, ConfigError> {
+        batch.validate()?;
+        if self.urls.is_empty() {
+            return Err(bad(
+                "url",
+                "is missing",
+                "give the cluster's address, e.g. --url https://opensearch.logging:9200 (or use --sink stdout)",
+            ));
+        }
+        let mut urls = Vec::new();
+        for raw in &self.urls {
+            let url = reqwest::Url::parse(raw.trim()).map_err(|e| {
+                bad(
+                    "url",
+                    format!("{raw:?} is not a URL ({e})"),
+                    "use e.g. https://opensearch.logging:9200",
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad(
+                    "url",
+                    format!("{raw:?} is not http or https"),
+                    "use an http:// or https:// URL",
+                ));
+            }
+            if url.query().is_some() {
+                return Err(bad(
+                    "url",
+                    format!("{raw:?} has a query string"),
+                    "give the base URL only",
+                ));
+            }
+            urls.push(url);
+        }
+        let read_secret = |flag: &'static str, path: &PathBuf| -> Result<String, ConfigError> {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                bad(
+                    flag,
+                    format!("cannot read {}: {e}", path.display()),
+                    "check the path and permissions",
+                )
+            })?;
+            let secret = text.trim().to_owned();
+            if secret.is_empty() {
+                return Err(bad(
+                    flag,
+                    format!("{} is empty", path.display()),
+                    "put the secret in the file",
+                ));
+            }
+            Ok(secret)
+        };
+        let url_password = urls.iter().any(|u| u.password().is_some());
+        let mut methods = Vec::new();
+        let password = match &self.password_file {
+            Some(path) => Some(read_secret("password-file", path)?),
+            None => env("KWEX_PASSWORD").filter(|p| !p.is_empty()),
+        };
+        if let Some(username) = &self.username {
+            let Some(password) = password else {
+                return Err(bad(
+                    "username",
+                    "is set but no password was given",
+                    "set KWEX_PASSWORD or --password-file",
+                ));
+            };
+            methods.push(search::Auth::Basic {
+                username: username.clone(),
+                password,
+            });
+        } else if password.is_some() {
+            return Err(bad(
+                "username",
+                "is missing while a password is given",
+                "set --username",
+            ));
+        }
+        let api_key = match &self.api_key_file {
+            Some(path) => Some(read_secret("api-key-file", path)?),
+            None => env("KWEX_API_KEY").filter(|k| !k.is_empty()),
+        };
+        if let Some(key) = api_key {
+            methods.push(search::Auth::ApiKey(key));
+        }
+        let bearer = match &self.bearer_token_file {
+            Some(path) => Some(read_secret("bearer-token-file", path)?),
+            None => env("KWEX_BEARER_TOKEN").filter(|k| !k.is_empty()),
+        };
+        if let Some(token) = bearer {
+            methods.push(search::Auth::Bearer(token));
+        }
+        if self.aws_sigv4 {
+            let region = self
+                .aws_region
+                .clone()
+                .or_else(|| env("AWS_REGION"))
+                .or_else(|| env("AWS_DEFAULT_REGION"));
+            let Some(region) = region.filter(|r| !r.is_empty()) else {
+                return Err(bad(
+                    "aws-region",
+                    "is needed with --aws-sigv4",
+                    "set --aws-region or AWS_REGION",
+                ));
+            };
+            if !matches!(self.aws_service.as_str(), "es" | "aoss") {
+                return Err(bad(
+                    "aws-service",
+                    format!("{:?} is neither es nor aoss", self.aws_service),
+                    "use es (OpenSearch Service) or aoss (Serverless)",
+                ));
+            }
+            methods.push(search::Auth::SigV4 {
+                region,
+                service: self.aws_service.clone(),
+                credentials: std::sync::Arc::new(
+                    crate::sink::aws::credentials::CredentialsProvider::from_env(
+                        crate::sink::aws::credentials::Env::process(),
+                    ),
+                ),
+            });
+        }
+        if methods.len() + usize::from(url_password) > 1 {
+            return Err(bad(
+                "username",
+                "more than one authentication method is configured (basic, API key, bearer token, SigV4, URL credentials)",
+                "keep exactly one",
+            ));
+        }
+        let mut auth = methods.pop().unwrap_or_default();
+        if url_password && let Some(url) = urls.first() {
+            auth = search::Auth::Basic {
+                username: url.username().to_owned(),
+                password: url.password().unwrap_or_default().to_owned(),
+            };
+            for url in &mut urls {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+            }
+        }
+        let client_cert = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(bad(
+                    "client-key-file",
+                    "is missing",
+                    "a client certificate needs its key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "client-cert-file",
+                    "is missing",
+                    "a client key needs its certificate",
+                ));
+            }
+        };
+        if self.request_timeout.is_zero() {
+            return Err(bad("request-timeout", "is 0", "use e.g. 30s"));
+        }
+        if self.max_backoff < Duration::from_millis(200) {
+            return Err(bad("max-backoff", "is below 200ms", "use e.g. 60s"));
+        }
+        if let Some(stream) = &self.data_stream {
+            IndexPattern::parse(stream).map_err(|e| {
+                bad(
+                    "data-stream",
+                    format!("{stream:?}: {e}"),
+                    "use a valid index name",
+                )
+            })?;
+            if normalizer.id_mode != IdMode::Occurrence {
+                return Err(bad(
+                    "data-stream",
+                    "needs --id-mode=occurrence",
+                    "data streams only accept `create`, which --id-mode=latest cannot use",
+                ));
+            }
+        }
+        if self.retention_days == Some(0) {
+            return Err(bad(
+                "retention-days",
+                "is 0",
+                "use at least 1, or leave it out to keep indices",
+            ));
+        }
+        if self.retention_days.is_some() && !self.install_template {
+            return Err(bad(
+                "retention-days",
+                "has no effect without --install-template",
+                "add --install-template",
+            ));
+        }
+        let index_patterns = match &self.data_stream {
+            Some(stream) => vec![stream.clone()],
+            None => vec![format!("{}*", normalizer.index.literal_prefix())],
+        };
+        Ok(SearchSink {
+            client: search::client::Settings {
+                urls,
+                auth,
+                ca_file: self.ca_file.clone(),
+                client_cert,
+                insecure_skip_verify: self.insecure_skip_verify,
+                gzip: self.gzip,
+                request_timeout: self.request_timeout,
+            },
+            batch: batcher::Settings {
+                max_documents: batch.max_buffer_size,
+                max_bytes: batch.max_batch_bytes,
+                flush_delay: batch.flush_delay,
+                max_concurrency: batch.max_concurrency,
+            },
+            writer: search::writer::Settings {
+                action: if self.data_stream.is_some() {
+                    "create"
+                } else {
+                    normalizer.id_mode.bulk_action()
+                },
+                dead_letter_index: self.dead_letter_index.clone(),
+                max_item_retries: self.max_item_retries,
+                max_backoff: self.max_backoff,
+            },
+            template: self.install_template.then(|| search::template::Settings {
+                name: self.template_name.clone(),
+                index_patterns,
+                retention_days: self.retention_days,
+                data_stream: self.data_stream.is_some(),
+            }),
+            data_stream: self.data_stream.clone(),
+        })
+    }
 }
 
 impl DocumentArgs {
@@ -328,6 +684,7 @@ impl DocumentArgs {
             index: self.index.clone(),
             id_mode: self.id_mode,
             max_message_bytes: self.max_message_bytes,
+            dedot: self.dedot,
         })
     }
 }
@@ -398,12 +755,23 @@ impl BatchArgs {
 impl ReplayArgs {
     /// Checks every flag of `kwex replay`.
     pub fn validate(&self) -> Result<Replay, ConfigError> {
+        self.batch.validate()?;
+        let normalizer = self.document.validate()?;
+        let search = match self.sink {
+            SinkKind::Search => Some(
+                self.search
+                    .validate(&self.batch, &normalizer, &|k| std::env::var(k).ok())?,
+            ),
+            SinkKind::Stdout => None,
+        };
         Ok(Replay {
             input: Input::from_arg(&self.file),
             input_format: self.input_format,
             output_format: self.format,
+            search,
             progress: !self.no_progress,
-            normalizer: self.document.validate()?,
+            metrics_address: self.metrics_address,
+            normalizer,
             pipeline: self.pipeline.validate()?,
         })
     }
@@ -525,17 +893,25 @@ impl RunArgs {
     /// Checks every flag of `kwex run`.
     pub fn validate(&self) -> Result<Run, ConfigError> {
         self.batch.validate()?;
+        let normalizer = self.document.validate()?;
+        let search = match self.sink {
+            SinkKind::Search => Some(
+                self.search
+                    .validate(&self.batch, &normalizer, &|k| std::env::var(k).ok())?,
+            ),
+            SinkKind::Stdout => None,
+        };
         let resync_period = (!self.resync_period.is_zero()).then_some(self.resync_period);
         Ok(Run {
+            search,
             client: kube_source::client::ClientSettings {
                 kubeconfig: self.kube.kubeconfig.clone(),
                 context: self.kube.context.clone(),
             },
             source: self.kube.validate(resync_period)?,
             leader: self.leader.validate()?,
-            sink: self.sink,
             format: self.format,
-            normalizer: self.document.validate()?,
+            normalizer,
             pipeline: self.pipeline.validate()?,
             batch: self.batch.clone(),
             resync_period: (!self.resync_period.is_zero()).then_some(self.resync_period),
@@ -568,7 +944,7 @@ mod tests {
 
     #[test]
     fn stackdriver_defaults_are_kept() {
-        let cli = parse(&["check"]).unwrap();
+        let cli = parse(&["check", "--sink", "stdout"]).unwrap();
         let Command::Check(run) = cli.command else {
             panic!("not check")
         };
@@ -581,14 +957,14 @@ mod tests {
 
     #[test]
     fn validate_rejects_zero_flush_delay() {
-        let e = check_error(&["check", "--flush-delay", "0s"]);
+        let e = check_error(&["check", "--sink", "stdout", "--flush-delay", "0s"]);
         assert_eq!(e.flag, "flush-delay");
     }
 
     #[test]
     fn validate_rejects_zero_max_buffer_size() {
         assert_eq!(
-            check_error(&["check", "--max-buffer-size", "0"]).flag,
+            check_error(&["check", "--sink", "stdout", "--max-buffer-size", "0"]).flag,
             "max-buffer-size"
         );
     }
@@ -596,18 +972,18 @@ mod tests {
     #[test]
     fn validate_rejects_out_of_range_concurrency() {
         assert_eq!(
-            check_error(&["check", "--max-concurrency", "0"]).flag,
+            check_error(&["check", "--sink", "stdout", "--max-concurrency", "0"]).flag,
             "max-concurrency"
         );
         assert_eq!(
-            check_error(&["check", "--max-concurrency", "1000"]).flag,
+            check_error(&["check", "--sink", "stdout", "--max-concurrency", "1000"]).flag,
             "max-concurrency"
         );
     }
 
     #[test]
     fn validate_rejects_tiny_message_limit() {
-        let e = check_error(&["check", "--max-message-bytes", "10"]);
+        let e = check_error(&["check", "--sink", "stdout", "--max-message-bytes", "10"]);
         assert_eq!(e.flag, "max-message-bytes");
         assert!(
             e.to_string()
@@ -619,14 +995,14 @@ mod tests {
     #[test]
     fn validate_rejects_empty_cluster_name() {
         assert_eq!(
-            check_error(&["check", "--cluster-name", " "]).flag,
+            check_error(&["check", "--sink", "stdout", "--cluster-name", " "]).flag,
             "cluster-name"
         );
     }
 
     #[test]
     fn bad_index_pattern_is_refused_naming_the_flag() {
-        let e = parse(&["check", "--index", "Events-%Q"])
+        let e = parse(&["check", "--sink", "stdout", "--index", "Events-%Q"])
             .unwrap_err()
             .to_string();
         assert!(e.contains("--index"), "{e}");
@@ -634,7 +1010,7 @@ mod tests {
 
     #[test]
     fn bad_duration_is_refused_naming_the_flag() {
-        let e = parse(&["check", "--flush-delay", "soon"])
+        let e = parse(&["check", "--sink", "stdout", "--flush-delay", "soon"])
             .unwrap_err()
             .to_string();
         assert!(e.contains("--flush-delay"), "{e}");
@@ -643,7 +1019,14 @@ mod tests {
     #[test]
     fn validate_rejects_bad_namespace_names() {
         assert_eq!(
-            check_error(&["check", "--namespace", "default,Kube_System"]).flag,
+            check_error(&[
+                "check",
+                "--sink",
+                "stdout",
+                "--namespace",
+                "default,Kube_System"
+            ])
+            .flag,
             "namespace"
         );
     }
@@ -652,6 +1035,8 @@ mod tests {
     fn validate_rejects_leader_timings_that_could_make_two_leaders() {
         let e = check_error(&[
             "check",
+            "--sink",
+            "stdout",
             "--leader-elect",
             "--leader-elect-identity",
             "a",
@@ -661,6 +1046,8 @@ mod tests {
         assert_eq!(e.flag, "leader-elect-lease-duration");
         let e = check_error(&[
             "check",
+            "--sink",
+            "stdout",
             "--leader-elect",
             "--leader-elect-identity",
             "a",
@@ -672,11 +1059,105 @@ mod tests {
 
     #[test]
     fn namespaces_may_be_comma_separated() {
-        let cli = parse(&["check", "--namespace", "a,b", "--namespace", "c"]).unwrap();
+        let cli = parse(&[
+            "check",
+            "--sink",
+            "stdout",
+            "--namespace",
+            "a,b",
+            "--namespace",
+            "c",
+        ])
+        .unwrap();
         let Command::Check(run) = cli.command else {
             panic!("not check")
         };
         assert_eq!(run.validate().unwrap().source.namespaces, ["a", "b", "c"]);
+    }
+
+    fn search_error(args: &[&str], env: &[(&str, &str)]) -> ConfigError {
+        let cli = parse(args).unwrap();
+        let Command::Check(run) = cli.command else {
+            panic!("not check")
+        };
+        let normalizer = run.document.validate().unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        let lookup = move |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        run.search
+            .validate(&run.batch, &normalizer, &lookup)
+            .unwrap_err()
+    }
+
+    #[test]
+    fn validate_rejects_a_missing_url() {
+        assert_eq!(search_error(&["check"], &[]).flag, "url");
+    }
+
+    #[test]
+    fn validate_rejects_a_url_that_is_not_http() {
+        let e = search_error(&["check", "--url", "ftp://x"], &[]);
+        assert_eq!(e.flag, "url");
+    }
+
+    #[test]
+    fn validate_rejects_a_username_without_password() {
+        let e = search_error(
+            &["check", "--url", "http://x:9200", "--username", "kwex"],
+            &[],
+        );
+        assert_eq!(e.flag, "username");
+        assert!(e.fix.contains("KWEX_PASSWORD"));
+    }
+
+    #[test]
+    fn validate_rejects_two_authentication_methods() {
+        let e = search_error(
+            &["check", "--url", "http://x:9200", "--username", "kwex"],
+            &[("KWEX_PASSWORD", "p"), ("KWEX_API_KEY", "k")],
+        );
+        assert!(
+            e.problem.contains("more than one authentication method"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn validate_rejects_data_streams_with_latest_ids() {
+        let e = search_error(
+            &[
+                "check",
+                "--url",
+                "http://x:9200",
+                "--data-stream",
+                "events",
+                "--id-mode",
+                "latest",
+            ],
+            &[],
+        );
+        assert_eq!(e.flag, "data-stream");
+    }
+
+    #[test]
+    fn validate_rejects_sigv4_without_region() {
+        let e = search_error(&["check", "--url", "https://x", "--aws-sigv4"], &[]);
+        assert_eq!(e.flag, "aws-region");
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_leave_the_url() {
+        let cli = parse(&["check", "--url", "https://kwex:s3cret@search.example:9200"]).unwrap();
+        let Command::Check(run) = cli.command else {
+            panic!("not check")
+        };
+        let sink = run.validate().unwrap().search.unwrap();
+        assert_eq!(sink.client.urls[0].as_str(), "https://search.example:9200/");
+        assert!(
+            matches!(sink.client.auth, search::Auth::Basic { ref username, .. } if username == "kwex")
+        );
     }
 
     #[test]

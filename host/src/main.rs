@@ -10,8 +10,10 @@ use clap::Parser as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kwex::config::{Cli, Command, Replay, Run};
+use kwex::config::{Cli, Command, Replay, Run, SearchSink};
 use kwex::pipeline::{self, NormalizeMetrics, Pipeline};
+use kwex::sink::Sink;
+use kwex::sink::search;
 use kwex::sink::stdout::{self, StdoutSink};
 use kwex::source::kube::{self as kube_source, KubeSource, leader::Elector};
 use kwex::source::replay::{self, ReplaySource};
@@ -102,6 +104,19 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_to_token(shutdown.clone()));
+    let server_stop = CancellationToken::new();
+    let _stop_server_on_return = server_stop.clone().drop_guard();
+    if let Some(address) = replay.metrics_address {
+        let (address, server) = http::bind(
+            address,
+            registry.clone(),
+            http::Readiness::default(),
+            server_stop.clone(),
+        )
+        .await?;
+        tokio::spawn(server);
+        tracing::info!(%address, "Serving /metrics, /healthz and /readyz.");
+    }
 
     let source = ReplaySource::new(
         replay.input.clone(),
@@ -109,12 +124,24 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
         source_metrics,
         replay.progress,
     );
-    let sink = StdoutSink::new(
-        Box::new(std::io::stdout()),
-        replay.output_format,
-        replay.normalizer.id_mode,
-        sink_metrics,
-    );
+    let sink = match &replay.search {
+        None => Sink::Stdout(StdoutSink::new(
+            Box::new(std::io::stdout()),
+            replay.output_format,
+            replay.normalizer.id_mode,
+            sink_metrics,
+        )),
+        Some(cfg) => {
+            let Some(writer) = start_search_sink(cfg, &registry, &shutdown).await? else {
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            };
+            Sink::Search {
+                batch: cfg.batch,
+                writer,
+                data_stream: cfg.data_stream.clone(),
+            }
+        }
+    };
     let pipeline = Pipeline::new(
         replay.pipeline.clone(),
         replay.normalizer.clone(),
@@ -147,6 +174,54 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Connects to the search cluster, checks the credentials and TLS, installs
+/// the template if asked, and returns the writer.
+async fn start_search_sink(
+    cfg: &SearchSink,
+    registry: &prometheus::Registry,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<search::writer::Writer>> {
+    if cfg.client.insecure_skip_verify {
+        tracing::warn!(
+            "TLS certificate verification is OFF (--insecure-skip-verify): use this only with a test cluster."
+        );
+    }
+    let client = search::Client::new(&cfg.client)?;
+    let mut backoff = kwex::backoff::Backoff::new(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(30),
+    );
+    loop {
+        match search::probe(&client).await? {
+            Some(info) => {
+                tracing::info!(url = %client.first_url(), flavor = ?info.flavor, version = %info.version, "Connected to the search cluster.");
+                if let Some(template) = &cfg.template {
+                    search::template::install(&client, &info, template)
+                        .await
+                        .map_err(search::Error::from)?;
+                }
+                break;
+            }
+            // Without a template to install, documents can wait for the cluster in the sink.
+            None if cfg.template.is_none() => break,
+            None => {
+                let delay = backoff.next_delay();
+                tracing::warn!(retry_in = ?delay, "Waiting for the search cluster to install the index template first.");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    let metrics = search::metrics::Metrics::register(registry)?;
+    Ok(Some(search::writer::Writer::new(
+        client,
+        cfg.writer.clone(),
+        metrics,
+    )))
+}
+
 /// `kwex run`: watch the cluster, export until SIGTERM.
 async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
     let registry = prometheus::Registry::new();
@@ -159,12 +234,24 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
         run.source.clone(),
         kube_source::Metrics::register(&registry)?,
     );
-    let sink = StdoutSink::new(
-        Box::new(std::io::stdout()),
-        run.format,
-        run.normalizer.id_mode,
-        stdout::Metrics::register(&registry)?,
-    );
+    let sink = match &run.search {
+        None => Sink::Stdout(StdoutSink::new(
+            Box::new(std::io::stdout()),
+            run.format,
+            run.normalizer.id_mode,
+            stdout::Metrics::register(&registry)?,
+        )),
+        Some(cfg) => {
+            let Some(writer) = start_search_sink(cfg, &registry, &shutdown).await? else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            Sink::Search {
+                batch: cfg.batch,
+                writer,
+                data_stream: cfg.data_stream.clone(),
+            }
+        }
+    };
     let pipeline = Pipeline::new(
         run.pipeline.clone(),
         run.normalizer.clone(),

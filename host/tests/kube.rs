@@ -19,7 +19,14 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 fn kwex_run(kubeconfig: &std::path::Path, extra: &[&str]) -> util::Running {
     Kwex::new()
-        .args(["run", "--metrics-address", "127.0.0.1:0", "--kubeconfig"])
+        .args([
+            "run",
+            "--sink",
+            "stdout",
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
         .arg(kubeconfig)
         .args(extra)
         .spawn()

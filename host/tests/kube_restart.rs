@@ -26,6 +26,8 @@ async fn kwex_resumes_after_the_api_server_restarts_and_misses_nothing() {
     let mut kwex = Kwex::new()
         .args([
             "run",
+            "--sink",
+            "stdout",
             "--metrics-address",
             "127.0.0.1:0",
             "--namespace",

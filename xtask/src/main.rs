@@ -98,13 +98,29 @@ fn test(extra: &[String]) -> Result<(), String> {
         run(Command::new("cargo").args(["test", "--workspace", "--no-run"]))
     })?;
 
+    let search = root().join("scripts/testenv/search-servers.sh");
+    phase("search servers: install or take from cache", || {
+        run(Command::new("bash").arg(&search).arg("install"))
+    })?;
+
     let dir = root().join(format!("target/testenv/kapi-{}", std::process::id()));
+    let search_dir = root().join(format!("target/testenv/search-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&search_dir);
     let started = phase("kube-apiserver: start", || {
         run(Command::new("bash").arg(&kapi).arg("start").arg(&dir))
+    })
+    .and_then(|()| {
+        phase("search servers: start", || {
+            run(Command::new("bash")
+                .arg(&search)
+                .arg("start")
+                .arg(&search_dir))
+        })
     });
     let result = started.and_then(|()| {
-        let env = read_env_file(&dir.join("env"))?;
+        let mut env = read_env_file(&dir.join("env"))?;
+        env.extend(read_env_file(&search_dir.join("env"))?);
         // Tests that need a server are #[ignore]d for a plain `cargo test`;
         // here the servers run, so every test runs.
         phase(
@@ -121,7 +137,17 @@ fn test(extra: &[String]) -> Result<(), String> {
     let stopped = phase("kube-apiserver: stop", || {
         run(Command::new("bash").arg(&kapi).arg("stop").arg(&dir))
     });
-    result.and(stopped)
+    let search_stopped = if search_dir.exists() {
+        phase("search servers: stop", || {
+            run(Command::new("bash")
+                .arg(&search)
+                .arg("stop")
+                .arg(&search_dir))
+        })
+    } else {
+        Ok(())
+    };
+    result.and(stopped).and(search_stopped)
 }
 
 /// `KEY=value` lines, as the test-environment scripts write them.

@@ -114,6 +114,15 @@ impl IndexPattern {
         Ok(Self { parts, constant })
     }
 
+    /// The literal text before the first date field (`kwex-events-` for the
+    /// default): what every index of the pattern starts with.
+    pub fn literal_prefix(&self) -> &str {
+        match self.parts.first() {
+            Some(Part::Literal(s)) => s,
+            _ => "",
+        }
+    }
+
     /// The index name for a document first seen at `time`.
     pub fn render(&self, time: DateTime<Utc>) -> String {
         if let Some(name) = &self.constant {

@@ -20,6 +20,7 @@ use serde::Serialize;
 pub use event::{Event, Text};
 pub use index::{IndexPattern, IndexPatternError};
 pub use normalize::{NormalizeError, NormalizeErrorKind, Normalized, Normalizer, Repair};
+pub use timestamp::format as format_timestamp;
 
 /// How a document's `_id` is derived, and so whether updates of one Event
 /// accumulate or overwrite.

@@ -11,6 +11,8 @@
 //! messages longer than the configured limit (cut at a character boundary).
 //! Both are marked in the Document's `kwex` field and reported as a [`Repair`].
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use super::event::{Event, EventSource, ObjectReference, Str, Text};
@@ -30,6 +32,9 @@ pub struct Normalizer {
     pub id_mode: IdMode,
     /// Messages longer than this many bytes are cut (`--max-message-bytes`).
     pub max_message_bytes: usize,
+    /// Replace dots in label and annotation keys with `_` (`--dedot`), for
+    /// clusters without `flattened`/`flat_object` fields.
+    pub dedot: bool,
 }
 
 /// A Record and what had to be repaired to make it.
@@ -301,8 +306,11 @@ impl Normalizer {
                 uid,
                 resource_version,
                 creation_timestamp: created.map(timestamp::format),
-                labels: meta.labels.filter(|m| !m.is_empty()),
-                annotations: meta.annotations.filter(|m| !m.is_empty()),
+                labels: meta.labels.filter(|m| !m.is_empty()).map(|m| self.keys(m)),
+                annotations: meta
+                    .annotations
+                    .filter(|m| !m.is_empty())
+                    .map(|m| self.keys(m)),
             },
             kwex: Kwex {
                 watch_action: action,
@@ -331,6 +339,24 @@ impl Normalizer {
             },
             repairs,
         })
+    }
+}
+
+impl Normalizer {
+    /// Label/annotation keys as the Document carries them (see `dedot`).
+    fn keys<'a>(&self, map: BTreeMap<Text<'a>, Text<'a>>) -> BTreeMap<Text<'a>, Text<'a>> {
+        if !self.dedot {
+            return map;
+        }
+        map.into_iter()
+            .map(|(k, v)| {
+                if k.contains('.') {
+                    (Text(k.replace('.', "_").into()), v)
+                } else {
+                    (k, v)
+                }
+            })
+            .collect()
     }
 }
 

@@ -12,6 +12,7 @@ fn normalizer() -> Normalizer {
         index: IndexPattern::parse("kwex-events-%Y.%m.%d").unwrap(),
         id_mode: IdMode::Occurrence,
         max_message_bytes: 1024,
+        dedot: false,
     }
 }
 
@@ -438,6 +439,20 @@ fn zero_or_negative_count_is_one() {
     assert_eq!(doc(e.clone())["count"], 1);
     e["count"] = json!(-3);
     assert_eq!(doc(e)["count"], 1);
+}
+
+#[test]
+fn dedot_rewrites_dots_in_label_and_annotation_keys() {
+    let n = Normalizer {
+        dedot: true,
+        ..normalizer()
+    };
+    let (_, d, _) = run(&n, &core_event()).unwrap();
+    assert_eq!(d["metadata"]["labels"]["app_kubernetes_io/name"], "web");
+    assert_eq!(
+        d["metadata"]["annotations"]["kubernetes_io/change-cause"],
+        "deploy"
+    );
 }
 
 #[test]

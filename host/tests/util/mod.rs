@@ -180,6 +180,11 @@ impl Running {
         self.stdin.as_mut().expect("stdin is open")
     }
 
+    /// Closes stdin (end of input).
+    pub fn stdin_close(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -267,3 +272,38 @@ impl Running {
 }
 
 pub mod kube;
+
+pub mod fault_proxy;
+
+/// A TCP port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `/metrics` on `port` shows `name` at `value` or more.
+pub async fn wait_for_metric(port: u16, name: &str, value: f64, deadline: Duration) {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await
+            && let Ok(text) = r.text().await
+        {
+            let current = text
+                .lines()
+                .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+            if current >= value {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "{name} did not reach {value} within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,287 @@
+//! Cutting the stream of documents into `_bulk` batches.
+//!
+//! A batch leaves when it holds `max_documents`, or when its body would pass
+//! `max_bytes`, or `flush_delay` after its first document — whichever comes
+//! first (the stackdriver exporter's `--max-buffer-size` and `--flush-delay`).
+//! At most `max_concurrency` batches are in flight; when all slots are busy
+//! the batcher stops reading its input, and the backpressure reaches the
+//! source through the bounded channels.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::document::Record;
+
+/// When a batch leaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Documents per batch at most.
+    pub max_documents: usize,
+    /// Body bytes per batch at most (a single larger document still goes, alone).
+    pub max_bytes: usize,
+    /// Longest wait after a batch's first document.
+    pub flush_delay: Duration,
+    /// Batches in flight at most.
+    pub max_concurrency: usize,
+}
+
+/// Bytes a record adds to a `_bulk` body: the document and its action line.
+fn cost(record: &Record) -> usize {
+    record.body.len() + record.index.len() + record.id.len() + 40
+}
+
+/// Reads `rx` until it closes, hands each batch to `send`, and waits for the
+/// last one; returns the sum of what `send` returned.
+pub async fn run<F, Fut, R>(settings: Settings, mut rx: mpsc::Receiver<Vec<Record>>, send: F) -> R
+where
+    F: Fn(Vec<Record>) -> Fut,
+    Fut: Future<Output = R> + Send + 'static,
+    R: Default + std::ops::AddAssign + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
+    let mut in_flight = JoinSet::new();
+    let mut total = R::default();
+    let mut batch: Vec<Record> = Vec::with_capacity(settings.max_documents);
+    let mut bytes = 0usize;
+    let mut deadline: Option<Instant> = None;
+
+    loop {
+        // Collect what finished, so results do not pile up.
+        while let Some(done) = in_flight.try_join_next() {
+            if let Ok(r) = done {
+                total += r;
+            }
+        }
+        let at = deadline;
+        let timer = async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let input = tokio::select! {
+            chunk = rx.recv() => chunk,
+            () = timer => {
+                dispatch(&mut batch, &mut bytes, &mut deadline, &slots, &mut in_flight, &send).await;
+                continue;
+            }
+        };
+        let Some(records) = input else { break };
+        for record in records {
+            let size = cost(&record);
+            if !batch.is_empty() && bytes + size > settings.max_bytes {
+                dispatch(
+                    &mut batch,
+                    &mut bytes,
+                    &mut deadline,
+                    &slots,
+                    &mut in_flight,
+                    &send,
+                )
+                .await;
+            }
+            if batch.is_empty() {
+                deadline = Some(Instant::now() + settings.flush_delay);
+            }
+            bytes += size;
+            batch.push(record);
+            if batch.len() >= settings.max_documents {
+                dispatch(
+                    &mut batch,
+                    &mut bytes,
+                    &mut deadline,
+                    &slots,
+                    &mut in_flight,
+                    &send,
+                )
+                .await;
+            }
+        }
+    }
+    // Input closed (end of input or shutdown): the partial batch leaves now.
+    dispatch(
+        &mut batch,
+        &mut bytes,
+        &mut deadline,
+        &slots,
+        &mut in_flight,
+        &send,
+    )
+    .await;
+    while let Some(done) = in_flight.join_next().await {
+        if let Ok(r) = done {
+            total += r;
+        }
+    }
+    total
+}
+
+async fn dispatch<F, Fut, R>(
+    batch: &mut Vec<Record>,
+    bytes: &mut usize,
+    deadline: &mut Option<Instant>,
+    slots: &Arc<Semaphore>,
+    in_flight: &mut JoinSet<R>,
+    send: &F,
+) where
+    F: Fn(Vec<Record>) -> Fut,
+    Fut: Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    *deadline = None;
+    *bytes = 0;
+    if batch.is_empty() {
+        return;
+    }
+    let capacity = batch.capacity();
+    let full = std::mem::replace(batch, Vec::with_capacity(capacity));
+    // Waiting here for a slot is the backpressure.
+    let Ok(permit) = slots.clone().acquire_owned().await else {
+        return;
+    };
+    let fut = send(full);
+    in_flight.spawn(async move {
+        let result = fut.await;
+        drop(permit);
+        result
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn records(n: usize, size: usize) -> Vec<Record> {
+        (0..n)
+            .map(|i| Record {
+                id: format!("id{i}"),
+                index: "i".into(),
+                body: vec![b'x'; size].into(),
+            })
+            .collect()
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            max_documents: 3,
+            max_bytes: 1 << 20,
+            flush_delay: Duration::from_secs(5),
+            max_concurrency: 2,
+        }
+    }
+
+    async fn batch_sizes(settings: Settings, input: Vec<Vec<Record>>) -> Vec<usize> {
+        let (tx, rx) = mpsc::channel(16);
+        for chunk in input {
+            tx.send(chunk).await.unwrap();
+        }
+        drop(tx);
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let total: u64 = run(settings, rx, move |batch| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(batch.len());
+                batch.len() as u64
+            }
+        })
+        .await;
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(total, sizes.iter().sum::<usize>() as u64);
+        sizes
+    }
+
+    #[tokio::test]
+    async fn a_batch_leaves_when_it_holds_max_documents_and_the_rest_at_the_end() {
+        let mut sizes = batch_sizes(settings(), vec![records(7, 10)]).await;
+        sizes.sort_unstable();
+        assert_eq!(sizes, [1, 3, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_leaves_before_it_passes_max_bytes() {
+        let s = Settings {
+            max_documents: 100,
+            max_bytes: 250,
+            ..settings()
+        };
+        let sizes = batch_sizes(s, vec![records(5, 100)]).await;
+        assert_eq!(sizes.iter().sum::<usize>(), 5);
+        assert!(sizes.iter().all(|&n| n <= 2), "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_document_larger_than_max_bytes_goes_alone() {
+        let s = Settings {
+            max_documents: 100,
+            max_bytes: 50,
+            ..settings()
+        };
+        assert_eq!(batch_sizes(s, vec![records(2, 500)]).await, [1, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_batch_leaves_after_the_flush_delay() {
+        let (tx, rx) = mpsc::channel(16);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let seen = sent.clone();
+        let task = tokio::spawn(run(settings(), rx, move |batch| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push((Instant::now(), batch.len()));
+                0u64
+            }
+        }));
+        let start = Instant::now();
+        tx.send(records(1, 10)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        {
+            let sent = sent.lock().unwrap();
+            assert_eq!(
+                sent.len(),
+                1,
+                "sent after the flush delay, input still open"
+            );
+            assert_eq!(sent[0].0 - start, Duration::from_secs(5));
+        }
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn never_more_than_max_concurrency_batches_in_flight() {
+        let (tx, rx) = mpsc::channel(64);
+        for _ in 0..10 {
+            tx.send(records(3, 10)).await.unwrap();
+        }
+        drop(tx);
+        let now = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (n, p) = (now.clone(), peak.clone());
+        let total: u64 = run(settings(), rx, move |batch| {
+            let (n, p) = (n.clone(), p.clone());
+            async move {
+                let current = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                p.fetch_max(current, std::sync::atomic::Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                n.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                batch.len() as u64
+            }
+        })
+        .await;
+        assert_eq!(total, 30);
+        assert!(peak.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+        assert_eq!(
+            peak.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the slots are used"
+        );
+    }
+}
