@@ -105,7 +105,10 @@ pub async fn probe(client: &Client) -> Result<Option<ClusterInfo>, Error> {
         Ok(r) if r.status == 401 || r.status == 403 => Err(Error::Credentials {
             url,
             status: r.status,
-            answer: String::from_utf8_lossy(&r.body[..r.body.len().min(200)]).into_owned(),
+            answer: String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         }),
         Ok(r) if (200..300).contains(&r.status) => match serde_json::from_slice::<Root>(&r.body) {
             Ok(root) => {
