@@ -497,3 +497,177 @@ async fn bad_urls_and_unusable_tls_fail_with_the_cause() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the search servers: run with cargo xtask test"]
+async fn gzip_failover_and_latest_ids_work_on_both_servers() {
+    for (server, url) in servers() {
+        let prefix = prefix("latest");
+        // The first URL refuses connections; the request moves on to the second.
+        let dead = format!("http://127.0.0.1:{}", util::free_port());
+        let urls = format!("{dead},{url}");
+        let out = replay_to(
+            &urls,
+            &prefix,
+            &examples().join("core-v1.json"),
+            &["--gzip", "--id-mode", "latest"],
+        );
+        assert!(out.status.success(), "{server}: {}", out.stderr_text());
+        let uids: BTreeSet<String> = example_ids("core-v1.json")
+            .iter()
+            .map(|id| id.split(':').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            count(&url, &format!("{prefix}-*")).await,
+            uids.len() as u64,
+            "{server}: one document per Event"
+        );
+        let hits = search_all(&url, &format!("{prefix}-*")).await;
+        let stored: BTreeSet<String> = hits
+            .iter()
+            .map(|h| h["_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(stored, uids, "{server}: latest mode keys by uid");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the search servers: run with cargo xtask test"]
+async fn outcomes_are_counted_in_the_metrics() {
+    for (server, url) in servers() {
+        let proxy = FaultProxy::start(&url).await;
+        proxy.push(Fault::ItemStatus {
+            every: 2,
+            status: 429,
+        });
+        let prefix = prefix("metrics");
+        let port = util::free_port();
+        let input = std::fs::read(examples().join("events-k8s-io-v1.ndjson")).unwrap();
+        let lines = input
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as f64;
+        let mut kwex = Kwex::new()
+            .args([
+                "replay",
+                "--sink",
+                "search",
+                "--url",
+                &proxy.url(),
+                "--flush-delay",
+                "100ms",
+            ])
+            .args([
+                "--max-backoff",
+                "500ms",
+                "--metrics-address",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--index", &format!("{prefix}-%Y.%m.%d"), "-"])
+            .spawn();
+        {
+            use std::io::Write;
+            kwex.stdin().write_all(&input).unwrap();
+        }
+        // Every document ends delivered or duplicate (a rewritten 429 was stored, its retry is a 409).
+        util::wait_for_metric(
+            port,
+            "kwex_sink_documents_total{outcome=\"delivered\"}",
+            1.0,
+            DEADLINE,
+        )
+        .await;
+        let total = |text: &str, outcome: &str| -> f64 {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "kwex_sink_documents_total{{outcome=\"{outcome}\"}}"
+                    ))
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let text = loop {
+            let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if total(&text, "delivered") + total(&text, "duplicate") >= lines
+                || std::time::Instant::now() > deadline
+            {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            total(&text, "delivered") + total(&text, "duplicate"),
+            lines,
+            "{server}: {text}"
+        );
+        assert!(
+            total(&text, "duplicate") > 0.0,
+            "{server}: retried items were stored the first time"
+        );
+        assert!(total(&text, "retried") > 0.0, "{server}");
+        assert_eq!(total(&text, "dead_lettered"), 0.0, "{server}");
+        drop(kwex.stdin_close());
+        assert!(kwex.wait(DEADLINE).status.success());
+        assert_eq!(
+            count(&url, &format!("{prefix}-*")).await,
+            lines as u64,
+            "{server}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the search servers: run with cargo xtask test"]
+async fn a_retention_policy_the_cluster_cannot_store_stops_kwex_with_the_reason() {
+    // Neither test server implements ISM/ILM (docs/decisions/2026-11-25-search-test-servers.md);
+    // a real cluster without the plugin answers the same way.
+    for (server, url) in servers() {
+        let prefix = prefix("retention");
+        let out = replay_to(
+            &url,
+            &prefix,
+            &examples().join("core-v1.json"),
+            &[
+                "--install-template",
+                "--template-name",
+                &prefix,
+                "--retention-days",
+                "7",
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{server}: {}",
+            out.stderr_text()
+        );
+        let expected = if server == "opensearch" {
+            "ISM policy: HTTP"
+        } else {
+            "ILM policy: HTTP"
+        };
+        assert!(
+            out.stderr_text()
+                .contains("cannot install the index template"),
+            "{server}: {}",
+            out.stderr_text()
+        );
+        assert!(
+            out.stderr_text().contains(expected),
+            "{server}: {}",
+            out.stderr_text()
+        );
+        assert_eq!(
+            count(&url, &format!("{prefix}-*")).await,
+            0,
+            "{server}: nothing exported without the policy"
+        );
+    }
+}
