@@ -267,6 +267,10 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
             synced.get() || !exporting.load(Ordering::Relaxed)
         });
     }
+    if let Sink::Search { writer, .. } = &sink {
+        let reachable = writer.reachable();
+        readiness.add("search_cluster", move || reachable.load(Ordering::Relaxed));
+    }
     let server_stop = CancellationToken::new();
     let (address, server) = http::bind(
         run.metrics_address,

@@ -18,6 +18,7 @@
 //! Backoff is exponential with jitter, from 200 ms up to `max_backoff`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,8 @@ pub struct Writer {
     settings: Arc<Settings>,
     metrics: Metrics,
     dead_letter_log: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Whether the last `_bulk` request got an answer from the cluster (for `/readyz`).
+    reachable: Arc<AtomicBool>,
 }
 
 /// How a request as a whole went.
@@ -92,7 +95,14 @@ impl Writer {
             settings: Arc::new(settings),
             metrics,
             dead_letter_log: Arc::default(),
+            reachable: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// True while the cluster answers (any HTTP answer but a 5xx); false
+    /// after a connection failure, a timeout or a 5xx, until the next answer.
+    pub fn reachable(&self) -> Arc<AtomicBool> {
+        self.reachable.clone()
     }
 
     /// Delivers every record of `batch`, one way or another; returns only
@@ -216,6 +226,8 @@ impl Writer {
         let started = Instant::now();
         let result = self.client.bulk(body).await;
         self.metrics.in_flight.dec();
+        let answered = matches!(&result, Ok(r) if r.status < 500);
+        self.reachable.store(answered, Ordering::Relaxed);
         let elapsed = started.elapsed().as_secs_f64();
         let fail = |reason: &str, message: String| {
             self.metrics
