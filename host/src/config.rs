@@ -477,10 +477,17 @@ impl SearchArgs {
         };
         let url_password = urls.iter().any(|u| u.password().is_some());
         let mut methods = Vec::new();
-        let password = match &self.password_file {
-            Some(path) => Some(read_secret("password-file", path)?),
-            None => env("KWEX_PASSWORD").filter(|p| !p.is_empty()),
+        // A secret comes from its file flag when given, else from its variable.
+        let secret = |flag: &'static str,
+                      file: &Option<PathBuf>,
+                      var: &str|
+         -> Result<Option<String>, ConfigError> {
+            match file {
+                Some(path) => read_secret(flag, path).map(Some),
+                None => Ok(env(var).filter(|v| !v.is_empty())),
+            }
         };
+        let password = secret("password-file", &self.password_file, "KWEX_PASSWORD")?;
         if let Some(username) = &self.username {
             let Some(password) = password else {
                 return Err(bad(
@@ -500,18 +507,14 @@ impl SearchArgs {
                 "set --username",
             ));
         }
-        let api_key = match &self.api_key_file {
-            Some(path) => Some(read_secret("api-key-file", path)?),
-            None => env("KWEX_API_KEY").filter(|k| !k.is_empty()),
-        };
-        if let Some(key) = api_key {
+        if let Some(key) = secret("api-key-file", &self.api_key_file, "KWEX_API_KEY")? {
             methods.push(search::Auth::ApiKey(key));
         }
-        let bearer = match &self.bearer_token_file {
-            Some(path) => Some(read_secret("bearer-token-file", path)?),
-            None => env("KWEX_BEARER_TOKEN").filter(|k| !k.is_empty()),
-        };
-        if let Some(token) = bearer {
+        if let Some(token) = secret(
+            "bearer-token-file",
+            &self.bearer_token_file,
+            "KWEX_BEARER_TOKEN",
+        )? {
             methods.push(search::Auth::Bearer(token));
         }
         if self.aws_sigv4 {

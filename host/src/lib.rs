@@ -21,6 +21,7 @@
 pub mod backoff;
 pub mod config;
 pub mod document;
+pub mod error;
 pub mod pipeline;
 pub mod sink;
 pub mod source;

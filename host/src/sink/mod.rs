@@ -17,6 +17,7 @@ use crate::document::Record;
 
 /// The sink a run writes to, chosen by `--sink`.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value per process: boxing would buy nothing
 pub enum Sink {
     /// Standard output.
     Stdout(stdout::StdoutSink),

@@ -21,34 +21,32 @@ impl RegisterError {
     }
 }
 
-/// Creates and registers a gauge.
-pub fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, RegisterError> {
-    let g = IntGauge::new(name, help).map_err(|source| RegisterError {
+/// Registers a metric created by `make` under `name`, returning it.
+fn register<M>(
+    registry: &Registry,
+    name: &str,
+    make: impl FnOnce() -> prometheus::Result<M>,
+) -> Result<M, RegisterError>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let wrap = |source| RegisterError {
         name: name.into(),
         source,
-    })?;
-    registry
-        .register(Box::new(g.clone()))
-        .map_err(|source| RegisterError {
-            name: name.into(),
-            source,
-        })?;
-    Ok(g)
+    };
+    let metric = make().map_err(wrap)?;
+    registry.register(Box::new(metric.clone())).map_err(wrap)?;
+    Ok(metric)
+}
+
+/// Creates and registers a gauge.
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, RegisterError> {
+    register(registry, name, || IntGauge::new(name, help))
 }
 
 /// Creates and registers a counter.
 pub fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, RegisterError> {
-    let c = IntCounter::new(name, help).map_err(|source| RegisterError {
-        name: name.into(),
-        source,
-    })?;
-    registry
-        .register(Box::new(c.clone()))
-        .map_err(|source| RegisterError {
-            name: name.into(),
-            source,
-        })?;
-    Ok(c)
+    register(registry, name, || IntCounter::new(name, help))
 }
 
 /// Creates and registers a counter with labels.
@@ -58,17 +56,39 @@ pub fn counter_vec(
     help: &str,
     labels: &[&str],
 ) -> Result<IntCounterVec, RegisterError> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).map_err(|source| RegisterError {
-        name: name.into(),
-        source,
-    })?;
-    registry
-        .register(Box::new(c.clone()))
-        .map_err(|source| RegisterError {
-            name: name.into(),
-            source,
-        })?;
-    Ok(c)
+    register(registry, name, || {
+        IntCounterVec::new(Opts::new(name, help), labels)
+    })
+}
+
+/// Creates and registers a histogram with these buckets.
+pub fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> Result<prometheus::Histogram, RegisterError> {
+    register(registry, name, || {
+        prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(name, help).buckets(buckets),
+        )
+    })
+}
+
+/// Creates and registers a histogram with labels.
+pub fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+    labels: &[&str],
+) -> Result<prometheus::HistogramVec, RegisterError> {
+    register(registry, name, || {
+        prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(name, help).buckets(buckets),
+            labels,
+        )
+    })
 }
 
 /// The current value of a counter (or of one labelled child), as exported.

@@ -207,7 +207,7 @@ impl Client {
         }
         let http = builder
             .build()
-            .map_err(|e| BuildError::Client(error_chain(&e)))?;
+            .map_err(|e| BuildError::Client(crate::error::chain(&e)))?;
         Ok(Self {
             http,
             urls: Arc::new(settings.urls.clone()),
@@ -335,12 +335,12 @@ impl Client {
         } else if e.is_connect() {
             TransportError::Connect {
                 url,
-                message: error_chain(e),
+                message: crate::error::chain(e),
             }
         } else {
             TransportError::Other {
                 url,
-                message: error_chain(e),
+                message: crate::error::chain(e),
             }
         }
     }
@@ -387,21 +387,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(data);
     encoder.finish().unwrap_or_default()
-}
-
-/// An error with its causes (reqwest's top-level message says little).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(cause) = cur {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! The search sink's metrics (`kwex_sink_*`).
 
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
-};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
 
 use crate::telemetry::metrics::{self, RegisterError};
 
@@ -30,29 +28,15 @@ pub struct Metrics {
 impl Metrics {
     /// Registers the family.
     pub fn register(registry: &Registry) -> Result<Self, RegisterError> {
-        let histogram =
-            |name: &str, help: &str, buckets: Vec<f64>| -> Result<Histogram, RegisterError> {
-                let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                    .map_err(|e| RegisterError::new(name, e))?;
-                registry
-                    .register(Box::new(h.clone()))
-                    .map_err(|e| RegisterError::new(name, e))?;
-                Ok(h)
-            };
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "kwex_sink_request_duration_seconds",
-                "Duration of _bulk requests, by result.",
-            )
-            .buckets(vec![
+        let request_duration = metrics::histogram_vec(
+            registry,
+            "kwex_sink_request_duration_seconds",
+            "Duration of _bulk requests, by result.",
+            vec![
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
+            ],
             &["result"],
-        )
-        .map_err(|e| RegisterError::new("kwex_sink_request_duration_seconds", e))?;
-        registry
-            .register(Box::new(request_duration.clone()))
-            .map_err(|e| RegisterError::new("kwex_sink_request_duration_seconds", e))?;
+        )?;
         Ok(Self {
             documents: metrics::counter_vec(
                 registry,
@@ -62,12 +46,14 @@ impl Metrics {
                 &["outcome"],
             )?,
             batches: metrics::counter(registry, "kwex_sink_batches_total", "Batches sent.")?,
-            batch_documents: histogram(
+            batch_documents: metrics::histogram(
+                registry,
                 "kwex_sink_batch_documents",
                 "Documents per batch.",
                 vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0],
             )?,
-            batch_bytes: histogram(
+            batch_bytes: metrics::histogram(
+                registry,
                 "kwex_sink_batch_bytes",
                 "Uncompressed _bulk body bytes per batch.",
                 prometheus::exponential_buckets(1024.0, 4.0, 8)

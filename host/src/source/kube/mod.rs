@@ -648,7 +648,7 @@ impl KubeSource {
                 410 => Failure::Gone,
                 code => Failure::Transient(format!("{code} {}: {}", status.reason, status.message)),
             },
-            other => Failure::Transient(error_chain(&other)),
+            other => Failure::Transient(crate::error::chain(&other)),
         }
     }
 }
@@ -658,21 +658,6 @@ fn action_label(action: WatchAction) -> &'static str {
         WatchAction::Added => "added",
         WatchAction::Modified => "modified",
     }
-}
-
-/// An error and its causes on one line: kube's errors say little at the top.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(cause) = cur {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]
