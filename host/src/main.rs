@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use kwex::config::{Cli, Command, Replay, Run, SearchSink};
 use kwex::pipeline::{self, NormalizeMetrics, Pipeline};
@@ -234,6 +234,37 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
         run.source.clone(),
         kube_source::Metrics::register(&registry)?,
     );
+    // Serve /metrics, /healthz and /readyz first: waiting for the search
+    // cluster below must not make the pod unreachable for its probes.
+    let exporting = Arc::new(AtomicBool::new(run.leader.is_none()));
+    let search_answers: Arc<OnceLock<Arc<AtomicBool>>> = Arc::default();
+    let mut readiness = http::Readiness::default();
+    {
+        // A standby replica is ready (standing by is its job); the leader once it has listed.
+        let (synced, exporting) = (source.synced(), exporting.clone());
+        readiness.add("initial_list", move || {
+            synced.get() || !exporting.load(Ordering::Relaxed)
+        });
+    }
+    if run.search.is_some() {
+        let answers = search_answers.clone();
+        readiness.add("search_cluster", move || {
+            answers
+                .get()
+                .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        });
+    }
+    let server_stop = CancellationToken::new();
+    let (address, server) = http::bind(
+        run.metrics_address,
+        registry.clone(),
+        readiness,
+        server_stop.clone(),
+    )
+    .await?;
+    let server = tokio::spawn(server);
+    tracing::info!(%address, "Serving /metrics, /healthz and /readyz.");
+
     let sink = match &run.search {
         None => Sink::Stdout(StdoutSink::new(
             Box::new(std::io::stdout()),
@@ -243,8 +274,11 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
         )),
         Some(cfg) => {
             let Some(writer) = start_search_sink(cfg, &registry, &shutdown).await? else {
+                server_stop.cancel();
+                let _ = server.await;
                 return Ok(ExitCode::SUCCESS);
             };
+            let _ = search_answers.set(writer.reachable());
             Sink::Search {
                 batch: cfg.batch,
                 writer,
@@ -257,30 +291,6 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
         run.normalizer.clone(),
         NormalizeMetrics::register(&registry)?,
     );
-
-    // A standby replica is ready (standing by is its job); the leader once it has listed.
-    let exporting = Arc::new(AtomicBool::new(run.leader.is_none()));
-    let mut readiness = http::Readiness::default();
-    {
-        let (synced, exporting) = (source.synced(), exporting.clone());
-        readiness.add("initial_list", move || {
-            synced.get() || !exporting.load(Ordering::Relaxed)
-        });
-    }
-    if let Sink::Search { writer, .. } = &sink {
-        let reachable = writer.reachable();
-        readiness.add("search_cluster", move || reachable.load(Ordering::Relaxed));
-    }
-    let server_stop = CancellationToken::new();
-    let (address, server) = http::bind(
-        run.metrics_address,
-        registry.clone(),
-        readiness,
-        server_stop.clone(),
-    )
-    .await?;
-    let server = tokio::spawn(server);
-    tracing::info!(%address, "Serving /metrics, /healthz and /readyz.");
 
     let pipeline_stop = shutdown.child_token();
     let leader = match run.leader.clone() {
