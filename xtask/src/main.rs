@@ -76,9 +76,9 @@ fn phase<T>(name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Stri
 /// `cargo xtask demo [kwex replay flags…]`: the example Events through kwex to stdout.
 fn demo(extra: &[String]) -> Result<(), String> {
     phase("build kwex", || {
-        run(Command::new("cargo").args(["build", "--release", "-p", "kwex"]))
+        run(Command::new("cargo").args(["build", "-p", "kwex"]))
     })?;
-    let kwex = root().join("target/release/kwex");
+    let kwex = root().join("target/debug/kwex");
     phase("replay examples/events/core-v1.json", || {
         run(Command::new(&kwex)
             .args(["replay", "examples/events/core-v1.json"])
