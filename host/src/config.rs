@@ -18,6 +18,7 @@ use crate::pipeline::{self, OnInvalid};
 use crate::sink::{batcher, search, stdout};
 use crate::source::kube::{self as kube_source, EventApi};
 use crate::source::replay::{Input, InputFormat};
+use crate::spool::{self, FullPolicy};
 use crate::telemetry::logging::LogFormat;
 
 /// kwex — export Kubernetes Events to OpenSearch or Elasticsearch, through WebAssembly filters.
@@ -130,6 +131,9 @@ pub struct ReplayArgs {
     pub batch: BatchArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub spool: SpoolArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub document: DocumentArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -163,6 +167,9 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub batch: BatchArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub spool: SpoolArgs,
     /// Period of the full re-list of Events (0 = never; watch bookmarks keep the watch current meanwhile).
     #[arg(long, env = "KWEX_RESYNC_PERIOD", default_value = "0s", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
@@ -317,6 +324,78 @@ pub struct LeaderArgs {
     pub leader_elect_retry_period: Duration,
 }
 
+/// Where documents wait between the filters and the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpoolKind {
+    /// On disk, in `--spool-dir`: survives restarts and `kill -9`.
+    Disk,
+    /// In memory, bounded the same way: lost on restart (Events still in
+    /// the API server are re-listed).
+    Memory,
+    /// No spool: documents go straight to the sink (replay only).
+    None,
+}
+
+/// The spool's flags.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Spool")]
+pub struct SpoolArgs {
+    /// `disk`, `memory`, or `none`. Default: `disk` for `run`, `none` for `replay`.
+    #[arg(long = "spool", env = "KWEX_SPOOL", value_enum)]
+    pub spool: Option<SpoolKind>,
+    /// Directory of the disk spool (an emptyDir or PVC in Kubernetes).
+    #[arg(long, env = "KWEX_SPOOL_DIR", default_value = "/var/lib/kwex/spool")]
+    pub spool_dir: PathBuf,
+    /// Upper bound of the spool's size in bytes.
+    #[arg(long, env = "KWEX_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
+    pub spool_max_bytes: u64,
+    /// When the spool is full: `block` (the source waits; nothing is lost) or `drop-oldest`.
+    #[arg(long, env = "KWEX_SPOOL_FULL", value_enum, default_value_t)]
+    pub spool_full: FullPolicy,
+}
+
+/// The spool, validated.
+#[derive(Debug, Clone)]
+pub enum SpoolConfig {
+    /// On disk.
+    Disk(spool::Settings),
+    /// In memory.
+    Memory {
+        /// Bound in bytes.
+        max_bytes: u64,
+        /// What happens when full.
+        full: FullPolicy,
+    },
+}
+
+impl SpoolArgs {
+    /// Checks the flags; `default` is the kind when `--spool` is not given.
+    pub fn validate(&self, default: SpoolKind) -> Result<Option<SpoolConfig>, ConfigError> {
+        if self.spool_max_bytes < 1 << 20 {
+            return Err(bad(
+                "spool-max-bytes",
+                format!("{} is below 1 MiB", self.spool_max_bytes),
+                "use at least 1048576 (default 1 GiB)",
+            ));
+        }
+        Ok(match self.spool.unwrap_or(default) {
+            SpoolKind::None => None,
+            SpoolKind::Memory => Some(SpoolConfig::Memory {
+                max_bytes: self.spool_max_bytes,
+                full: self.spool_full,
+            }),
+            SpoolKind::Disk => {
+                let mut settings = spool::Settings::new(&self.spool_dir, self.spool_max_bytes);
+                settings.full = self.spool_full;
+                // 10 ms: documents are acknowledged to the source quickly and,
+                // with appends in flight, throughput is not fsync-bound.
+                settings.sync_interval = std::time::Duration::from_millis(10);
+                Some(SpoolConfig::Disk(settings))
+            }
+        })
+    }
+}
+
 /// Batching flags of the search-cluster sink (names and defaults from the stackdriver event-exporter).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Batching")]
@@ -370,6 +449,8 @@ pub struct Replay {
     pub progress: bool,
     /// Where to serve metrics, if anywhere.
     pub metrics_address: Option<SocketAddr>,
+    /// The spool, if any (default none for replay).
+    pub spool: Option<SpoolConfig>,
     /// Event → Document.
     pub normalizer: Normalizer,
     /// Pipeline settings.
@@ -395,6 +476,8 @@ pub struct Run {
     pub pipeline: pipeline::Settings,
     /// Batching of the search-cluster sink.
     pub batch: BatchArgs,
+    /// The spool (default: on disk).
+    pub spool: Option<SpoolConfig>,
     /// Full re-list period; `None` for never.
     pub resync_period: Option<Duration>,
     /// Address of the metrics server.
@@ -774,6 +857,7 @@ impl ReplayArgs {
             search,
             progress: !self.no_progress,
             metrics_address: self.metrics_address,
+            spool: self.spool.validate(SpoolKind::None)?,
             normalizer,
             pipeline: self.pipeline.validate()?,
         })
@@ -906,6 +990,7 @@ impl RunArgs {
         };
         let resync_period = (!self.resync_period.is_zero()).then_some(self.resync_period);
         Ok(Run {
+            spool: self.spool.validate(SpoolKind::Disk)?,
             search,
             client: kube_source::client::ClientSettings {
                 kubeconfig: self.kube.kubeconfig.clone(),

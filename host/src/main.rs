@@ -10,7 +10,7 @@ use clap::Parser as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use kwex::config::{Cli, Command, Replay, Run, SearchSink};
+use kwex::config::{Cli, Command, Replay, Run, SearchSink, SpoolConfig};
 use kwex::pipeline::{self, NormalizeMetrics, Pipeline};
 use kwex::sink::Sink;
 use kwex::sink::search;
@@ -142,13 +142,19 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    let queue = open_queue(replay.spool.as_ref(), &registry).await?;
     let pipeline = Pipeline::new(
         replay.pipeline.clone(),
         replay.normalizer.clone(),
         normalize_metrics,
     );
     let result = pipeline
-        .run(|tx, stop| source.run(tx, stop), |rx| sink.run(rx), shutdown)
+        .run(
+            |tx, stop| source.run(tx, stop),
+            queue,
+            |rx, ack| sink.run(rx, ack),
+            shutdown,
+        )
         .await;
     match result {
         Ok(summary) => {
@@ -172,6 +178,42 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Opens the spool (recovering what a previous run left), or none.
+async fn open_queue(
+    cfg: Option<&SpoolConfig>,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<pipeline::Queue> {
+    let Some(cfg) = cfg else {
+        return Ok(pipeline::Queue::Direct);
+    };
+    let metrics = kwex::spool::Metrics::register(registry)?;
+    Ok(match cfg {
+        SpoolConfig::Memory { max_bytes, full } => pipeline::Queue::Spool {
+            spool: Arc::new(kwex::spool::Spool::memory(*max_bytes, *full, metrics)),
+            durable: false,
+        },
+        SpoolConfig::Disk(settings) => {
+            let (spool, recovery) =
+                kwex::spool::Spool::open_disk(settings.clone(), metrics).await?;
+            if recovery.truncated_bytes > 0 || recovery.dropped_records > 0 {
+                tracing::warn!(
+                    dir = %settings.dir.display(), truncated_bytes = recovery.truncated_bytes,
+                    dropped = recovery.dropped_records, damage = ?recovery.damaged,
+                    "The spool was damaged (a crash during a write, or a corrupted disk); every intact document was kept."
+                );
+            }
+            tracing::info!(
+                dir = %settings.dir.display(), segments = recovery.segments, pending = recovery.records,
+                "Spool opened; unacknowledged documents from the last run are sent again (their ids make that harmless)."
+            );
+            pipeline::Queue::Spool {
+                spool: Arc::new(spool),
+                durable: true,
+            }
+        }
+    })
 }
 
 /// Connects to the search cluster, checks the credentials and TLS, installs
@@ -286,6 +328,7 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    let queue = open_queue(run.spool.as_ref(), &registry).await?;
     let pipeline = Pipeline::new(
         run.pipeline.clone(),
         run.normalizer.clone(),
@@ -317,7 +360,8 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
     let result = pipeline
         .run(
             |tx, stop| source.run(tx, stop),
-            |rx| sink.run(rx),
+            queue,
+            |rx, ack| sink.run(rx, ack),
             pipeline_stop,
         )
         .await;

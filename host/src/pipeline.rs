@@ -23,8 +23,12 @@ use prometheus::{IntCounter, IntCounterVec, Registry};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::document::{Normalizer, Record};
+use crate::sink::{Acker, Pending};
 use crate::source::{Chunk, Origin};
+use crate::spool::Spool;
 use crate::telemetry::metrics::{self, RegisterError};
 
 /// What to do with a record that is not a usable Event.
@@ -84,6 +88,9 @@ pub enum Error {
     /// The sink failed.
     #[error("the sink failed")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The spool failed (not a full disk: that waits).
+    #[error("the spool failed")]
+    Spool(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The drain after a shutdown signal took longer than allowed.
     #[error(
         "the drain after shutdown did not finish within {0:?}; records still in flight were not delivered \
@@ -154,6 +161,7 @@ impl Pipeline {
     pub async fn run<Src, SrcFut, SrcErr, Snk, SnkFut, SnkErr>(
         self,
         source: Src,
+        queue: Queue,
         sink: Snk,
         shutdown: CancellationToken,
     ) -> Result<Summary, Error>
@@ -161,7 +169,7 @@ impl Pipeline {
         Src: FnOnce(mpsc::Sender<Chunk>, CancellationToken) -> SrcFut,
         SrcFut: Future<Output = Result<(), SrcErr>> + Send + 'static,
         SrcErr: std::error::Error + Send + Sync + 'static,
-        Snk: FnOnce(mpsc::Receiver<Vec<Record>>) -> SnkFut,
+        Snk: FnOnce(mpsc::Receiver<Vec<Pending>>, Acker) -> SnkFut,
         SnkFut: Future<Output = Result<u64, SnkErr>> + Send + 'static,
         SnkErr: std::error::Error + Send + Sync + 'static,
     {
@@ -181,18 +189,21 @@ impl Pipeline {
                 normalize_stage(raw_rx, doc_tx, &normalizer, &metrics, policy, &stop_source)
             })
         };
-        let sink_task = tokio::spawn(sink(doc_rx));
+        let (out_tx, out_rx) = mpsc::channel::<Vec<Pending>>(capacity);
+        let (queue_task, ack) = queue.start(doc_rx, out_tx, shutdown.clone());
+        let sink_task = tokio::spawn(sink(out_rx, ack));
 
-        let joined = async { tokio::join!(source_task, normalize_task, sink_task) };
+        let joined = async { tokio::join!(source_task, normalize_task, queue_task, sink_task) };
         let drain_deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(self.settings.drain_timeout).await;
         };
-        let (source_result, normalize_result, sink_result) = tokio::select! {
+        let (source_result, normalize_result, queue_result, sink_result) = tokio::select! {
             all = joined => all,
             () = drain_deadline => return Err(Error::DrainTimeout(self.settings.drain_timeout)),
         };
 
+        queue_result??;
         let documents = sink_result?.map_err(|e| Error::Sink(Box::new(e)))?;
         let mut summary = match normalize_result? {
             Ok(summary) => summary,
@@ -214,6 +225,117 @@ impl Pipeline {
         summary.documents = documents;
         summary.interrupted = shutdown.is_cancelled();
         Ok(summary)
+    }
+}
+
+/// What sits between the filters and the sink.
+#[derive(Debug, Clone)]
+pub enum Queue {
+    /// Nothing: documents go straight on (`kwex replay` to stdout, tests).
+    Direct,
+    /// The spool: documents are appended, handed to the sink, and forgotten
+    /// only when the sink acknowledges them.
+    Spool {
+        /// The spool.
+        spool: Arc<Spool>,
+        /// On disk: at shutdown, what the sink has not taken stays there for
+        /// the next start. In memory: the drain empties it.
+        durable: bool,
+    },
+}
+
+/// Chunk size handed from the spool to the sink.
+const SPOOL_CHUNK: usize = 256;
+/// Appends to the spool in flight at once (see `docs/spool.md`: group commit).
+const SPOOL_APPENDS_IN_FLIGHT: usize = 8;
+
+impl Queue {
+    /// Starts the queue's tasks between `rx` and `tx`; returns the task and
+    /// the acknowledgement callback for the sink.
+    fn start(
+        self,
+        mut rx: mpsc::Receiver<Vec<Record>>,
+        tx: mpsc::Sender<Vec<Pending>>,
+        shutdown: CancellationToken,
+    ) -> (tokio::task::JoinHandle<Result<(), Error>>, Acker) {
+        match self {
+            Queue::Direct => {
+                let task = tokio::spawn(async move {
+                    let mut seq = 0u64;
+                    while let Some(records) = rx.recv().await {
+                        let pending = records
+                            .into_iter()
+                            .map(|record| {
+                                seq += 1;
+                                Pending { seq, record }
+                            })
+                            .collect();
+                        if tx.send(pending).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                });
+                (task, Arc::new(|_: &[u64]| {}))
+            }
+            Queue::Spool { spool, durable } => {
+                let writer = {
+                    let spool = spool.clone();
+                    async move {
+                        // Several appends in flight share each group commit:
+                        // one at a time would wait a sync interval per chunk.
+                        let mut in_flight = tokio::task::JoinSet::new();
+                        let mut result = Ok(());
+                        while let Some(records) = rx.recv().await {
+                            while in_flight.len() >= SPOOL_APPENDS_IN_FLIGHT {
+                                if let Some(Ok(Err(e))) = in_flight.join_next().await {
+                                    result = Err(e);
+                                }
+                            }
+                            if result.is_err() {
+                                break;
+                            }
+                            let spool = spool.clone();
+                            in_flight.spawn(async move { spool.append(records).await });
+                        }
+                        while let Some(done) = in_flight.join_next().await {
+                            if let Ok(Err(e)) = done {
+                                result = Err(e);
+                            }
+                        }
+                        // No more appends: the reader drains and then ends.
+                        spool.close();
+                        result.map_err(|e| Error::Spool(Box::new(e)))
+                    }
+                };
+                let reader = {
+                    let spool = spool.clone();
+                    async move {
+                        loop {
+                            let next = tokio::select! {
+                                // On disk, what the sink has not taken waits for the next start.
+                                () = shutdown.cancelled(), if durable => break,
+                                next = spool.next(SPOOL_CHUNK) => next,
+                            };
+                            let Some(items) = next else { break };
+                            let pending = items
+                                .into_iter()
+                                .map(|(seq, record)| Pending { seq, record })
+                                .collect();
+                            if tx.send(pending).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                };
+                let task = tokio::spawn(async move {
+                    let (written, ()) = tokio::join!(writer, reader);
+                    written
+                });
+                let ack_spool = spool;
+                (task, Arc::new(move |seqs: &[u64]| ack_spool.ack(seqs)))
+            }
+        }
     }
 }
 

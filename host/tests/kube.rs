@@ -23,6 +23,8 @@ fn kwex_run(kubeconfig: &std::path::Path, extra: &[&str]) -> util::Running {
             "run",
             "--sink",
             "stdout",
+            "--spool",
+            "memory",
             "--metrics-address",
             "127.0.0.1:0",
             "--kubeconfig",

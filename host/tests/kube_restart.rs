@@ -28,6 +28,8 @@ async fn kwex_resumes_after_the_api_server_restarts_and_misses_nothing() {
             "run",
             "--sink",
             "stdout",
+            "--spool",
+            "memory",
             "--metrics-address",
             "127.0.0.1:0",
             "--namespace",

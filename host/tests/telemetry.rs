@@ -100,9 +100,11 @@ async fn readyz_follows_the_initial_list_and_the_search_cluster() {
         .expect("KWEX_TEST_OPENSEARCH_URL: run with cargo xtask test");
     let proxy = FaultProxy::start(&url).await;
     let port = free_port();
-    let mut kwex = Kwex::new()
+    let kwex = Kwex::new()
         .args([
             "run",
+            "--spool",
+            "memory",
             "--sink",
             "search",
             "--url",

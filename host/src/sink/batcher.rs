@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::Pending;
 use crate::document::Record;
 
 /// When a batch leaves.
@@ -30,23 +31,37 @@ pub struct Settings {
     pub max_concurrency: usize,
 }
 
-/// Bytes a record adds to a `_bulk` body: the document and its action line.
-fn cost(record: &Record) -> usize {
-    record.body.len() + record.index.len() + record.id.len() + 40
+/// What the batcher needs to know of an item: the bytes it adds to a body.
+pub trait Weigh {
+    /// Bytes this item adds to a `_bulk` body: the document and its action line.
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Record {
+    fn weight(&self) -> usize {
+        self.body.len() + self.index.len() + self.id.len() + 40
+    }
+}
+
+impl Weigh for Pending {
+    fn weight(&self) -> usize {
+        self.record.weight()
+    }
 }
 
 /// Reads `rx` until it closes, hands each batch to `send`, and waits for the
 /// last one; returns the sum of what `send` returned.
-pub async fn run<F, Fut, R>(settings: Settings, mut rx: mpsc::Receiver<Vec<Record>>, send: F) -> R
+pub async fn run<T, F, Fut, R>(settings: Settings, mut rx: mpsc::Receiver<Vec<T>>, send: F) -> R
 where
-    F: Fn(Vec<Record>) -> Fut,
+    T: Weigh + Send + 'static,
+    F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = R> + Send + 'static,
     R: Default + std::ops::AddAssign + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
     let mut in_flight = JoinSet::new();
     let mut total = R::default();
-    let mut batch: Vec<Record> = Vec::with_capacity(settings.max_documents);
+    let mut batch: Vec<T> = Vec::with_capacity(settings.max_documents);
     let mut bytes = 0usize;
     let mut deadline: Option<Instant> = None;
 
@@ -73,7 +88,7 @@ where
         };
         let Some(records) = input else { break };
         for record in records {
-            let size = cost(&record);
+            let size = record.weight();
             if !batch.is_empty() && bytes + size > settings.max_bytes {
                 dispatch(
                     &mut batch,
@@ -121,15 +136,15 @@ where
     total
 }
 
-async fn dispatch<F, Fut, R>(
-    batch: &mut Vec<Record>,
+async fn dispatch<T, F, Fut, R>(
+    batch: &mut Vec<T>,
     bytes: &mut usize,
     deadline: &mut Option<Instant>,
     slots: &Arc<Semaphore>,
     in_flight: &mut JoinSet<R>,
     send: &F,
 ) where
-    F: Fn(Vec<Record>) -> Fut,
+    F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = R> + Send + 'static,
     R: Send + 'static,
 {

@@ -11,9 +11,25 @@ pub mod encode;
 pub mod search;
 pub mod stdout;
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
 use crate::document::Record;
+
+/// A document waiting for the sink, with the sequence number its queue gave
+/// it (the spool's, so that the sink can acknowledge it once it is done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Position in the queue; what [`Acker`] reports back.
+    pub seq: u64,
+    /// The document.
+    pub record: Record,
+}
+
+/// Called by a sink with the sequence numbers of documents it is done with
+/// (delivered, duplicate, or dead-lettered): the spool may then forget them.
+pub type Acker = Arc<dyn Fn(&[u64]) + Send + Sync>;
 
 /// The sink a run writes to, chosen by `--sink`.
 #[derive(Debug)]
@@ -41,16 +57,17 @@ pub enum Error {
 }
 
 impl Sink {
-    /// Consumes `rx` until it closes; returns how many documents were accepted.
-    pub async fn run(self, rx: mpsc::Receiver<Vec<Record>>) -> Result<u64, Error> {
+    /// Consumes `rx` until it closes, acknowledging what it is done with
+    /// through `ack`; returns how many documents were accepted.
+    pub async fn run(self, rx: mpsc::Receiver<Vec<Pending>>, ack: Acker) -> Result<u64, Error> {
         match self {
-            Sink::Stdout(sink) => Ok(sink.run(rx).await?),
+            Sink::Stdout(sink) => Ok(sink.run(rx, ack).await?),
             Sink::Search {
                 batch,
                 writer,
                 data_stream,
             } => {
-                let Ok(n) = search::run(batch, writer, data_stream, rx).await;
+                let Ok(n) = search::run(batch, writer, data_stream, rx, ack).await;
                 Ok(n)
             }
         }

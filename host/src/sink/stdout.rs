@@ -10,8 +10,8 @@ use std::io::Write;
 use prometheus::{IntCounter, Registry};
 use tokio::sync::mpsc;
 
-use super::encode;
-use crate::document::{IdMode, Record};
+use super::{Acker, Pending, encode};
+use crate::document::IdMode;
 use crate::telemetry::metrics::{self, RegisterError};
 
 /// What each record becomes on the output.
@@ -81,17 +81,24 @@ impl StdoutSink {
     }
 
     /// Writes every record received until the channel closes; returns how many.
-    pub async fn run(self, rx: mpsc::Receiver<Vec<Record>>) -> Result<u64, Error> {
-        tokio::task::spawn_blocking(move || self.run_blocking(rx))
+    pub async fn run(self, rx: mpsc::Receiver<Vec<Pending>>, ack: Acker) -> Result<u64, Error> {
+        tokio::task::spawn_blocking(move || self.run_blocking(rx, &ack))
             .await
             .map_err(|e| Error(std::io::Error::other(e)))?
     }
 
-    fn run_blocking(mut self, mut rx: mpsc::Receiver<Vec<Record>>) -> Result<u64, Error> {
+    fn run_blocking(
+        mut self,
+        mut rx: mpsc::Receiver<Vec<Pending>>,
+        ack: &Acker,
+    ) -> Result<u64, Error> {
         let mut written = 0u64;
         let mut buf = Vec::with_capacity(1 << 20);
+        // Documents are acknowledged once the buffer holding them is written out.
+        let mut unflushed: Vec<u64> = Vec::new();
         while let Some(records) = rx.blocking_recv() {
-            for record in &records {
+            unflushed.extend(records.iter().map(|p| p.seq));
+            for Pending { record, .. } in &records {
                 match self.format {
                     Format::Ndjson => encode::ndjson_line(&mut buf, record).map_err(Error)?,
                     Format::Bulk => encode::bulk_item(&mut buf, self.action, record),
@@ -103,10 +110,13 @@ impl StdoutSink {
                 self.out.write_all(&buf).map_err(Error)?;
                 self.out.flush().map_err(Error)?;
                 buf.clear();
+                ack(&unflushed);
+                unflushed.clear();
             }
         }
         self.out.write_all(&buf).map_err(Error)?;
         self.out.flush().map_err(Error)?;
+        ack(&unflushed);
         Ok(written)
     }
 }

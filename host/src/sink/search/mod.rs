@@ -19,7 +19,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::batcher;
+use super::{Acker, Pending, batcher};
 use crate::document::Record;
 pub use client::{Auth, Client};
 
@@ -166,16 +166,26 @@ pub async fn run(
     batch: batcher::Settings,
     writer: writer::Writer,
     data_stream: Option<String>,
-    rx: mpsc::Receiver<Vec<Record>>,
+    rx: mpsc::Receiver<Vec<Pending>>,
+    ack: Acker,
 ) -> Result<u64, std::convert::Infallible> {
-    let report = batcher::run(batch, rx, move |mut records| {
+    let report = batcher::run(batch, rx, move |pending: Vec<Pending>| {
+        let writer = writer.clone();
+        let ack = ack.clone();
+        let seqs: Vec<u64> = pending.iter().map(|p| p.seq).collect();
+        let mut records: Vec<Record> = pending.into_iter().map(|p| p.record).collect();
         if let Some(stream) = &data_stream {
             for record in &mut records {
                 record.index.clone_from(stream);
             }
         }
-        let writer = writer.clone();
-        async move { writer.deliver(records).await }
+        async move {
+            // `deliver` returns once every record is delivered, a duplicate,
+            // or dead-lettered: only then may the spool forget them.
+            let report = writer.deliver(records).await;
+            ack(&seqs);
+            report
+        }
     })
     .await;
     if report.lost > 0 {

@@ -1,0 +1,400 @@
+//! A chain of filters, and the per-worker state that runs documents through
+//! it.
+//!
+//! Loading ([`Chain::load`], [`Chain::from_specs`]) does everything that can
+//! fail before the first document: read, check the header, compile, check
+//! exports and imports, and start one instance of each filter (so `init`
+//! sees its config and can refuse it). A [`Chain`] is then immutable and
+//! shared; each worker thread gets a [`ChainWorker`] from [`Chain::worker`]
+//! holding its own instances, and calls [`ChainWorker::apply`] per document.
+//! A hot reload will build a new `Chain` off the hot path and hand workers
+//! new `ChainWorker`s between documents.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{Linker, Module};
+
+use crate::document::Record;
+use crate::filter::abi::{self, Format};
+use crate::filter::engine::{Engine, Limits, Policy};
+use crate::filter::error::{FilterError, LoadError};
+use crate::filter::instance::{Instance, Template, Verdict};
+use crate::filter::log::LogLimit;
+use crate::filter::metrics::{Counted, FilterMetrics, Metrics};
+use crate::filter::wasi;
+
+/// What the chain decided for a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// Send it on: the record as the last filter left it (its body replaced
+    /// and its index routed as filters said).
+    Keep(Record),
+    /// A filter dropped it, or a filter failed under the `drop` policy.
+    Drop,
+    /// A filter failed under the `dead-letter` policy: the record as that
+    /// filter received it (so the failure can be reproduced with that filter
+    /// alone), and the error.
+    DeadLetter(Record, FilterError),
+}
+
+/// One filter of a chain as configured: where it is and how it runs.
+///
+/// [`Chain::load`] makes these from a directory with the global defaults; a
+/// pipeline file (later) will set each field per filter.
+#[derive(Debug, Clone)]
+pub struct FilterSpec {
+    /// The `.wasm` file.
+    pub path: PathBuf,
+    /// The name in logs, errors and metric labels; the file name by default.
+    pub name: String,
+    /// The JSON given to the filter's `init`; `null` when it has none.
+    pub config: serde_json::Value,
+    /// What a failure does to the document.
+    pub policy: Policy,
+    /// Its limits.
+    pub limits: Limits,
+}
+
+impl FilterSpec {
+    /// A spec for the filter at `path`, with the engine's default policy and
+    /// limits, no config, and its file name as name.
+    pub fn new(engine: &Engine, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Self {
+            path,
+            name,
+            config: serde_json::Value::Null,
+            policy: engine.settings().policy,
+            limits: engine.settings().limits.clone(),
+        }
+    }
+
+    /// Sets the config handed to `init`.
+    #[must_use]
+    pub fn with_config(mut self, config: serde_json::Value) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the failure policy.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// A loaded filter, shared by the workers.
+struct Loaded {
+    template: Template,
+    policy: Policy,
+    metrics: FilterMetrics,
+    /// Budget for failure log lines (separate from the guest's output).
+    failure_log: LogLimit,
+}
+
+/// An ordered, loaded chain of filters. Cheap to clone; immutable.
+#[derive(Clone)]
+pub struct Chain {
+    filters: Arc<[Loaded]>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.filters.iter().map(|l| &*l.template.name))
+            .finish()
+    }
+}
+
+impl Chain {
+    /// Loads every `*.wasm` file of `dir`, in lexical (byte) order of file
+    /// name, with the engine's default policy and limits and no config.
+    ///
+    /// Name files with zero-padded prefixes (`10-drop-normal.wasm`,
+    /// `20-redact.wasm`) to order them. Hidden files (starting with `.`) are
+    /// skipped, and so are Kubernetes' `..data` entries of a mounted
+    /// ConfigMap; symbolic links are followed. An empty directory is an empty
+    /// chain, which keeps every document.
+    pub fn load(engine: &Engine, dir: &Path, metrics: &Metrics) -> Result<Chain, LoadError> {
+        let read_dir = |source| LoadError::ReadDir {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_dir)? {
+            let entry = entry.map_err(read_dir)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || !name.ends_with(".wasm") {
+                continue;
+            }
+            let path = entry.path();
+            // Follows symlinks: ConfigMap files are links into `..data/`.
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => paths.push(path),
+                Ok(_) => {}
+                Err(source) => return Err(LoadError::Read { path, source }),
+            }
+        }
+        paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        let specs = paths
+            .into_iter()
+            .map(|p| FilterSpec::new(engine, p))
+            .collect();
+        Chain::from_specs(engine, specs, metrics)
+    }
+
+    /// Loads the filters of `specs`, in that order.
+    pub fn from_specs(
+        engine: &Engine,
+        specs: Vec<FilterSpec>,
+        metrics: &Metrics,
+    ) -> Result<Chain, LoadError> {
+        let mut filters = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if filters
+                .iter()
+                .any(|l: &Loaded| *l.template.name == *spec.name)
+            {
+                return Err(LoadError::DuplicateName { name: spec.name });
+            }
+            filters.push(load_one(engine, spec, metrics)?);
+        }
+        Ok(Chain {
+            filters: filters.into(),
+        })
+    }
+
+    /// The filters' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.filters.iter().map(|l| &*l.template.name)
+    }
+
+    /// Whether the chain has no filter (and so keeps every document as is).
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    /// State for one worker thread: its own instance of each filter, started
+    /// on the worker's first document.
+    pub fn worker(&self) -> ChainWorker {
+        ChainWorker {
+            chain: self.clone(),
+            instances: self.filters.iter().map(|_| None).collect(),
+        }
+    }
+}
+
+fn load_one(engine: &Engine, spec: FilterSpec, metrics: &Metrics) -> Result<Loaded, LoadError> {
+    let name = spec.name;
+    spec.limits
+        .validate(engine.settings())
+        .map_err(|reason| LoadError::Limits {
+            name: name.clone(),
+            reason,
+        })?;
+    let bytes = std::fs::read(&spec.path).map_err(|source| LoadError::Read {
+        path: spec.path.clone(),
+        source,
+    })?;
+    match abi::format(&bytes) {
+        Format::CoreModule => {}
+        Format::Component => return Err(LoadError::Component { name }),
+        Format::Unknown => return Err(LoadError::NotWasm { name }),
+    }
+    let module = Module::new(engine.wasmtime(), &bytes).map_err(|e| LoadError::Compile {
+        name: name.clone(),
+        message: format!("{e:#}"),
+    })?;
+
+    let mut problems = Vec::new();
+    let exports = abi::check_exports(&module).unwrap_or_else(|p| {
+        problems.extend(p);
+        abi::Exports::default()
+    });
+    problems.extend(wasi::check_imports(&module));
+    if !problems.is_empty() {
+        return Err(LoadError::Refused { name, problems });
+    }
+
+    let linked = |e: wasmtime::Error| LoadError::Refused {
+        name: name.clone(),
+        problems: vec![format!("it cannot be linked: {e:#}")],
+    };
+    let mut linker = Linker::new(engine.wasmtime());
+    wasi::add_to_linker(&mut linker).map_err(linked)?;
+    let pre = linker.instantiate_pre(&module).map_err(linked)?;
+    let config = serde_json::to_vec(&spec.config).unwrap_or_else(|_| b"null".to_vec());
+
+    let name: Arc<str> = name.into();
+    let template = Template {
+        name: name.clone(),
+        pre,
+        exports,
+        config,
+        limits: spec.limits,
+        grants: engine.settings().grants.clone(),
+        // Guest output: 20 lines at once, then 5 a second, per filter.
+        output_log: Arc::new(LogLimit::new(20, 5)),
+        engine: engine.clone(),
+    };
+    // Start one instance now, so that a filter that cannot start (or whose
+    // init refuses its config) fails the load, not every document.
+    Instance::start(&template).map_err(|failure| LoadError::Start {
+        name: name.to_string(),
+        failure,
+    })?;
+    Ok(Loaded {
+        template,
+        policy: spec.policy,
+        metrics: metrics.filter(&name),
+        // Failures: 10 lines at once, then 1 a second, per filter.
+        failure_log: LogLimit::new(10, 1),
+    })
+}
+
+/// One worker's instances of a chain's filters. Not shared: a worker thread
+/// owns one and passes documents through it one at a time.
+pub struct ChainWorker {
+    chain: Chain,
+    /// One slot per filter; `None` until first use or after a replacement.
+    instances: Vec<Option<Instance>>,
+}
+
+impl std::fmt::Debug for ChainWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainWorker")
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainWorker {
+    /// The chain this worker runs.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// Runs `record` through every filter, in order.
+    ///
+    /// `keep` passes it on unchanged, `replace` swaps its body, `route` sets
+    /// its index (and body, if given), `drop` ends the chain. When a filter
+    /// fails, its policy decides: `pass` goes on with the record as that
+    /// filter received it, `drop` and `dead-letter` end the chain. Failures
+    /// never panic and never stop the worker.
+    pub fn apply(&mut self, mut record: Record) -> Outcome {
+        let ChainWorker { chain, instances } = self;
+        for (filter, slot) in chain.filters.iter().zip(instances.iter_mut()) {
+            match call(filter, slot, &record.body) {
+                Ok(Verdict::Keep) => {}
+                Ok(Verdict::Drop) => return Outcome::Drop,
+                Ok(Verdict::Replace(body)) => record.body = body,
+                Ok(Verdict::Route { index, body }) => {
+                    record.index = index;
+                    if let Some(body) = body {
+                        record.body = body;
+                    }
+                }
+                Err(error) => {
+                    if let Some(suppressed) = filter.failure_log.allow() {
+                        tracing::warn!(
+                            filter = %error.filter,
+                            kind = %error.kind(),
+                            policy = %filter.policy,
+                            id = %record.id,
+                            suppressed,
+                            error = %error,
+                            "Filter failed; its failure policy applies."
+                        );
+                    }
+                    match filter.policy {
+                        Policy::Pass => {}
+                        Policy::Drop => return Outcome::Drop,
+                        Policy::DeadLetter => return Outcome::DeadLetter(record, error),
+                    }
+                }
+            }
+        }
+        Outcome::Keep(record)
+    }
+}
+
+/// One call of one filter, with its instance management and metrics.
+fn call(
+    filter: &Loaded,
+    slot: &mut Option<Instance>,
+    document: &[u8],
+) -> Result<Verdict, FilterError> {
+    let m = &filter.metrics;
+    let t = &filter.template;
+    let started = Instant::now();
+    m.calls.inc();
+    let result = run(t, slot, document, &m.replacements);
+    m.duration.observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(verdict) => {
+            m.verdict(match verdict {
+                Verdict::Keep => Counted::Keep,
+                Verdict::Drop => Counted::Drop,
+                Verdict::Replace(_) => Counted::Replace,
+                Verdict::Route { .. } => Counted::Route,
+            });
+            Ok(verdict)
+        }
+        Err(failure) => {
+            m.error(failure.kind());
+            Err(FilterError {
+                filter: t.name.clone(),
+                failure,
+            })
+        }
+    }
+}
+
+/// Starts an instance if the slot is empty, calls it, and empties the slot
+/// if the instance can no longer be trusted.
+fn run(
+    t: &Template,
+    slot: &mut Option<Instance>,
+    document: &[u8],
+    replacements: &prometheus::IntCounter,
+) -> Result<Verdict, crate::filter::error::Failure> {
+    if slot.is_none() {
+        *slot = Some(Instance::start(t)?);
+    }
+    let instance = slot
+        .as_mut()
+        .ok_or_else(|| crate::filter::error::Failure::Instantiate("no instance".into()))?;
+    let result = instance.call(t, document);
+    let keep_instance = match &result {
+        Ok(_) => !instance.above_watermark(),
+        Err(failure) => failure.keeps_instance(),
+    };
+    if !keep_instance {
+        *slot = None;
+        replacements.inc();
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn a_chain_is_shared_and_a_worker_moves_to_its_thread() {
+        assert_send_sync::<Chain>();
+        assert_send::<ChainWorker>();
+    }
+}
