@@ -134,6 +134,9 @@ pub struct ReplayArgs {
     pub spool: SpoolArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub document: DocumentArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -170,6 +173,9 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub spool: SpoolArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub filter: FilterArgs,
     /// Period of the full re-list of Events (0 = never; watch bookmarks keep the watch current meanwhile).
     #[arg(long, env = "KWEX_RESYNC_PERIOD", default_value = "0s", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
@@ -324,6 +330,80 @@ pub struct LeaderArgs {
     pub leader_elect_retry_period: Duration,
 }
 
+/// The Wasm filter chain's flags.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Filters")]
+pub struct FilterArgs {
+    /// Directory of `.wasm` filters, run in lexical file-name order (in Kubernetes: a mounted ConfigMap).
+    #[arg(long, env = "KWEX_FILTERS")]
+    pub filters: Option<PathBuf>,
+    /// Threads that run filters (0: one per CPU).
+    #[arg(long, env = "KWEX_FILTER_WORKERS", default_value_t = 0)]
+    pub filter_workers: usize,
+    /// Wall-clock deadline of one filter call (raise it on busy nodes).
+    #[arg(long, env = "KWEX_FILTER_DEADLINE", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub filter_deadline: Duration,
+    /// What a failing filter does to the document: `pass` it on unchanged, `drop` it, or `dead-letter` it.
+    #[arg(long, env = "KWEX_FILTER_FAILURE_POLICY", value_enum, default_value_t)]
+    pub filter_failure_policy: crate::filter::Policy,
+    /// Index for documents a filter failed on (with `dead-letter`): pattern like --index.
+    #[arg(
+        long,
+        env = "KWEX_FILTER_DEAD_LETTER_INDEX",
+        default_value = "kwex-dead-letter-%Y.%m.%d"
+    )]
+    pub filter_dead_letter_index: IndexPattern,
+}
+
+/// The filter chain, validated.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Worker threads.
+    pub workers: usize,
+    /// Engine settings (limits and policy).
+    pub engine: crate::filter::Settings,
+    /// Where failed documents go.
+    pub dead_letter_index: IndexPattern,
+}
+
+impl FilterArgs {
+    /// Checks the flags; `None` without `--filters`.
+    pub fn validate(&self) -> Result<Option<FilterConfig>, ConfigError> {
+        let Some(dir) = &self.filters else {
+            return Ok(None);
+        };
+        if !dir.is_dir() {
+            return Err(bad(
+                "filters",
+                format!("{} is not a directory", dir.display()),
+                "give the directory holding the .wasm files (e.g. the mounted ConfigMap)",
+            ));
+        }
+        if self.filter_deadline.is_zero() || self.filter_deadline > Duration::from_secs(10) {
+            return Err(bad(
+                "filter-deadline",
+                format!("{:?} is out of range", self.filter_deadline),
+                "use 1ms to 10s",
+            ));
+        }
+        let workers = match self.filter_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n.min(256),
+        };
+        let mut engine = crate::filter::Settings::default();
+        engine.limits.deadline = self.filter_deadline;
+        engine.policy = self.filter_failure_policy;
+        Ok(Some(FilterConfig {
+            dir: dir.clone(),
+            workers,
+            engine,
+            dead_letter_index: self.filter_dead_letter_index.clone(),
+        }))
+    }
+}
+
 /// Where documents wait between the filters and the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SpoolKind {
@@ -451,6 +531,8 @@ pub struct Replay {
     pub metrics_address: Option<SocketAddr>,
     /// The spool, if any (default none for replay).
     pub spool: Option<SpoolConfig>,
+    /// The filter chain, if any.
+    pub filters: Option<FilterConfig>,
     /// Event → Document.
     pub normalizer: Normalizer,
     /// Pipeline settings.
@@ -478,6 +560,8 @@ pub struct Run {
     pub batch: BatchArgs,
     /// The spool (default: on disk).
     pub spool: Option<SpoolConfig>,
+    /// The filter chain, if any.
+    pub filters: Option<FilterConfig>,
     /// Full re-list period; `None` for never.
     pub resync_period: Option<Duration>,
     /// Address of the metrics server.
@@ -858,6 +942,7 @@ impl ReplayArgs {
             progress: !self.no_progress,
             metrics_address: self.metrics_address,
             spool: self.spool.validate(SpoolKind::None)?,
+            filters: self.filter.validate()?,
             normalizer,
             pipeline: self.pipeline.validate()?,
         })
@@ -991,6 +1076,7 @@ impl RunArgs {
         let resync_period = (!self.resync_period.is_zero()).then_some(self.resync_period);
         Ok(Run {
             spool: self.spool.validate(SpoolKind::Disk)?,
+            filters: self.filter.validate()?,
             search,
             client: kube_source::client::ClientSettings {
                 kubeconfig: self.kube.kubeconfig.clone(),

@@ -10,7 +10,7 @@ use clap::Parser as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use kwex::config::{Cli, Command, Replay, Run, SearchSink, SpoolConfig};
+use kwex::config::{Cli, Command, FilterConfig, Replay, Run, SearchSink, SpoolConfig};
 use kwex::pipeline::{self, NormalizeMetrics, Pipeline};
 use kwex::sink::Sink;
 use kwex::sink::search;
@@ -143,11 +143,15 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
         }
     };
     let queue = open_queue(replay.spool.as_ref(), &registry).await?;
-    let pipeline = Pipeline::new(
+    let filters = load_filters(replay.filters.as_ref(), &registry)?;
+    let mut pipeline = Pipeline::new(
         replay.pipeline.clone(),
         replay.normalizer.clone(),
         normalize_metrics,
     );
+    if let Some(filters) = filters {
+        pipeline = pipeline.with_filters(filters);
+    }
     let result = pipeline
         .run(
             |tx, stop| source.run(tx, stop),
@@ -178,6 +182,23 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Loads the filter chain, if `--filters` was given.
+fn load_filters(
+    cfg: Option<&FilterConfig>,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<Option<pipeline::Filters>> {
+    let Some(cfg) = cfg else { return Ok(None) };
+    let engine = kwex::filter::Engine::new(cfg.engine.clone())?;
+    let metrics = kwex::filter::Metrics::register(registry)?;
+    let chain = kwex::filter::Chain::load(&engine, &cfg.dir, &metrics)?;
+    tracing::info!(dir = %cfg.dir.display(), filters = ?chain.names().collect::<Vec<_>>(), workers = cfg.workers, "Filter chain loaded.");
+    Ok(Some(pipeline::Filters {
+        chain,
+        workers: cfg.workers,
+        dead_letter_index: cfg.dead_letter_index.clone(),
+    }))
 }
 
 /// Opens the spool (recovering what a previous run left), or none.
@@ -329,11 +350,15 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
         }
     };
     let queue = open_queue(run.spool.as_ref(), &registry).await?;
-    let pipeline = Pipeline::new(
+    let filters = load_filters(run.filters.as_ref(), &registry)?;
+    let mut pipeline = Pipeline::new(
         run.pipeline.clone(),
         run.normalizer.clone(),
         NormalizeMetrics::register(&registry)?,
     );
+    if let Some(filters) = filters {
+        pipeline = pipeline.with_filters(filters);
+    }
 
     let pipeline_stop = shutdown.child_token();
     let leader = match run.leader.clone() {

@@ -25,7 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
-use crate::document::{Normalizer, Record};
+use crate::document::{IndexPattern, Normalizer, Record};
+use crate::filter::{Chain, Outcome};
+use crate::sink::search::dead_letter;
+use crate::sink::search::response::ItemError;
 use crate::sink::{Acker, Pending};
 use crate::source::{Chunk, Origin};
 use crate::spool::Spool;
@@ -141,6 +144,18 @@ pub struct Pipeline {
     settings: Settings,
     normalizer: Normalizer,
     metrics: NormalizeMetrics,
+    filters: Option<Filters>,
+}
+
+/// The Wasm filter chain and the threads that run it.
+#[derive(Debug, Clone)]
+pub struct Filters {
+    /// The loaded chain.
+    pub chain: Chain,
+    /// Worker threads, each with its own instances.
+    pub workers: usize,
+    /// Where documents a filter failed on go (`dead-letter` policy).
+    pub dead_letter_index: IndexPattern,
 }
 
 impl Pipeline {
@@ -150,7 +165,15 @@ impl Pipeline {
             settings,
             normalizer,
             metrics,
+            filters: None,
         }
+    }
+
+    /// Runs every document through `filters` between normalization and the queue.
+    #[must_use]
+    pub fn with_filters(mut self, filters: Filters) -> Self {
+        self.filters = Some(filters);
+        self
     }
 
     /// Runs `source` into `sink` until the input ends or `shutdown` fires.
@@ -189,20 +212,36 @@ impl Pipeline {
                 normalize_stage(raw_rx, doc_tx, &normalizer, &metrics, policy, &stop_source)
             })
         };
+        let (doc_rx, filter_task) = match self.filters {
+            None => (doc_rx, tokio::spawn(async { Ok(()) })),
+            Some(filters) => {
+                let (filtered_tx, filtered_rx) = mpsc::channel::<Vec<Record>>(capacity);
+                (filtered_rx, filter_stage(filters, doc_rx, filtered_tx))
+            }
+        };
         let (out_tx, out_rx) = mpsc::channel::<Vec<Pending>>(capacity);
         let (queue_task, ack) = queue.start(doc_rx, out_tx, shutdown.clone());
         let sink_task = tokio::spawn(sink(out_rx, ack));
 
-        let joined = async { tokio::join!(source_task, normalize_task, queue_task, sink_task) };
+        let joined = async {
+            tokio::join!(
+                source_task,
+                normalize_task,
+                filter_task,
+                queue_task,
+                sink_task
+            )
+        };
         let drain_deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(self.settings.drain_timeout).await;
         };
-        let (source_result, normalize_result, queue_result, sink_result) = tokio::select! {
+        let (source_result, normalize_result, filter_result, queue_result, sink_result) = tokio::select! {
             all = joined => all,
             () = drain_deadline => return Err(Error::DrainTimeout(self.settings.drain_timeout)),
         };
 
+        filter_result??;
         queue_result??;
         let documents = sink_result?.map_err(|e| Error::Sink(Box::new(e)))?;
         let mut summary = match normalize_result? {
@@ -337,6 +376,61 @@ impl Queue {
             }
         }
     }
+}
+
+/// Runs the chain on `filters.workers` blocking threads (filters are CPU
+/// work and must not hold the async runtime's threads). Each thread has its
+/// own instances; chunks go to whichever thread is free, so documents may
+/// leave in another order than they came (their ids make order irrelevant).
+fn filter_stage(
+    filters: Filters,
+    rx: mpsc::Receiver<Vec<Record>>,
+    tx: mpsc::Sender<Vec<Record>>,
+) -> tokio::task::JoinHandle<Result<(), Error>> {
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let dead_letter = Arc::new(filters.dead_letter_index);
+    let workers: Vec<_> = (0..filters.workers.max(1))
+        .map(|_| {
+            let (rx, tx, dead_letter) = (rx.clone(), tx.clone(), dead_letter.clone());
+            let mut worker = filters.chain.worker();
+            tokio::task::spawn_blocking(move || {
+                loop {
+                    // One thread waits on the channel at a time; the others on the lock.
+                    let chunk = match rx.lock() {
+                        Ok(mut rx) => rx.blocking_recv(),
+                        Err(_) => None,
+                    };
+                    let Some(chunk) = chunk else { break };
+                    let now = Utc::now();
+                    let out: Vec<Record> = chunk
+                        .into_iter()
+                        .filter_map(|record| match worker.apply(record) {
+                            Outcome::Keep(record) => Some(record),
+                            Outcome::Drop => None,
+                            Outcome::DeadLetter(record, error) => {
+                                let error = ItemError {
+                                    status: 0,
+                                    kind: format!("filter_{}", error.kind().as_str()),
+                                    reason: error.to_string(),
+                                };
+                                Some(dead_letter::record(&dead_letter, &record, &error, now))
+                            }
+                        })
+                        .collect();
+                    if !out.is_empty() && tx.blocking_send(out).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    tokio::spawn(async move {
+        for worker in workers {
+            worker.await?;
+        }
+        Ok(())
+    })
 }
 
 /// Raw events in, records out; runs on a blocking thread (it is pure CPU).

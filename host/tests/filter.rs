@@ -861,3 +861,131 @@ fn reused_call_cost_of_keep_warnings() {
         0.0
     );
 }
+
+// ---- the chain inside `kwex replay` (the real binary) ----
+
+/// A directory holding copies of the named guests, in this order.
+fn filter_dir(names: &[&str]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kwex-filter-dir-{:08x}", fastrand::u32(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        std::fs::copy(guest(name), dir.join(format!("{i:02}-{name}.wasm"))).unwrap();
+    }
+    dir
+}
+
+fn replay_with_filters(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events/core-v1.json");
+    Command::new(env!("CARGO_BIN_EXE_kwex"))
+        .args([
+            "replay",
+            "--log-format",
+            "json",
+            "--format",
+            "bulk",
+            "--filters",
+        ])
+        .arg(dir)
+        .args(extra)
+        .arg(examples)
+        .env_remove("KWEX_FILTERS")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn replay_runs_documents_through_the_filter_directory() {
+    let out = replay_with_filters(&filter_dir(&["keep_warnings"]), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_json::Value> = stdout
+        .lines()
+        .skip(1)
+        .step_by(2)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!docs.is_empty());
+    assert!(
+        docs.iter().all(|d| d["type"] == "Warning"),
+        "only Warnings pass the filter"
+    );
+    let examples = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events/core-v1.json"),
+    )
+    .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&examples).unwrap();
+    let warnings = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "Warning")
+        .count();
+    assert_eq!(docs.len(), warnings);
+}
+
+#[test]
+fn a_filter_that_never_returns_sends_documents_to_the_dead_letter_index_and_kwex_goes_on() {
+    // The guest loops forever on documents that mention "hostile".
+    let input = std::env::temp_dir().join(format!("kwex-hostile-{:08x}.ndjson", fastrand::u32(..)));
+    let events: Vec<String> = (0..6)
+        .map(|i| {
+            let message = if i % 2 == 0 { "a hostile message" } else { "a friendly message" };
+            serde_json::json!({"kind": "Event", "metadata": {"uid": format!("u{i}"), "resourceVersion": "1"},
+                               "message": message, "type": "Warning"})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&input, events.join("\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kwex"))
+        .args([
+            "replay",
+            "--log-format",
+            "json",
+            "--format",
+            "bulk",
+            "--filter-deadline",
+            "20ms",
+            "--filters",
+        ])
+        .arg(filter_dir(&["infinite_loop"]))
+        .arg(&input)
+        .env_remove("KWEX_FILTERS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12, "every document is accounted for: {stdout}");
+    let (mut dead, mut kept) = (0, 0);
+    for pair in lines.chunks(2) {
+        let index = pair[0]["create"]["_index"].as_str().unwrap();
+        if index.starts_with("kwex-dead-letter-") {
+            dead += 1;
+            assert_eq!(pair[1]["error_type"], "filter_timeout", "{}", pair[1]);
+            assert!(
+                pair[1]["error_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("infinite_loop"),
+                "{}",
+                pair[1]
+            );
+            assert!(pair[1]["document"].as_str().unwrap().contains("hostile"));
+        } else {
+            kept += 1;
+            assert_eq!(pair[1]["message"], "a friendly message");
+        }
+    }
+    assert_eq!((dead, kept), (3, 3));
+}

@@ -73,17 +73,32 @@ fn phase<T>(name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, Stri
     result
 }
 
-/// `cargo xtask demo [kwex replay flags…]`: the example Events through kwex to stdout.
+/// `cargo xtask demo [kwex replay flags…]`: the example Events through a Wasm
+/// filter (keep Warnings) and kwex, to stdout.
 fn demo(extra: &[String]) -> Result<(), String> {
     phase("build kwex", || {
         run(Command::new("cargo").args(["build", "-p", "kwex"]))
     })?;
+    phase("build the example filter (wasm32)", || {
+        run(Command::new("bash").arg("filters/test-guests/build.sh"))
+    })?;
+    let filters = root().join("target/demo-filters");
+    let _ = std::fs::remove_dir_all(&filters);
+    std::fs::create_dir_all(&filters)
+        .map_err(|e| format!("cannot create {}: {e}", filters.display()))?;
+    let wasm = root().join("filters/test-guests/out/keep_warnings.wasm");
+    std::fs::copy(&wasm, filters.join("10-keep-warnings.wasm"))
+        .map_err(|e| format!("cannot copy {}: {e}", wasm.display()))?;
     let kwex = root().join("target/debug/kwex");
-    phase("replay examples/events/core-v1.json", || {
-        run(Command::new(&kwex)
-            .args(["replay", "examples/events/core-v1.json"])
-            .args(extra))
-    })
+    phase(
+        "replay examples/events/core-v1.json through keep-warnings.wasm",
+        || {
+            run(Command::new(&kwex)
+                .args(["replay", "examples/events/core-v1.json", "--filters"])
+                .arg(&filters)
+                .args(extra))
+        },
+    )
 }
 
 /// `cargo xtask test [cargo test args…]`: the whole test suite, with the
