@@ -12,57 +12,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use util::fault_proxy::{Fault, FaultProxy};
+use util::search::{count, search_all, servers};
 use util::{Kwex, examples};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// (name, URL) of both servers.
-fn servers() -> Vec<(&'static str, String)> {
-    ["KWEX_TEST_OPENSEARCH_URL", "KWEX_TEST_ELASTICSEARCH_URL"]
-        .into_iter()
-        .map(|var| {
-            let url = std::env::var(var).unwrap_or_else(|_| {
-                panic!("{var} is not set: these tests need the real search servers; run them with `cargo xtask test`")
-            });
-            (if var.contains("OPENSEARCH") { "opensearch" } else { "elasticsearch" }, url)
-        })
-        .collect()
-}
-
 /// A unique index prefix, so tests sharing a server do not see each other's documents.
 fn prefix(test: &str) -> String {
     format!("t-{test}-{:08x}", fastrand::u32(..))
-}
-
-async fn count(url: &str, pattern: &str) -> u64 {
-    let http = reqwest::Client::new();
-    let _ = http.post(format!("{url}/{pattern}/_refresh")).send().await;
-    let v: Value = http
-        .get(format!("{url}/{pattern}/_count"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["count"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no count for {pattern}: {v}"))
-}
-
-async fn search_all(url: &str, pattern: &str) -> Vec<Value> {
-    let http = reqwest::Client::new();
-    let _ = http.post(format!("{url}/{pattern}/_refresh")).send().await;
-    let v: Value = http
-        .post(format!("{url}/{pattern}/_search"))
-        .json(&json!({"size": 10000, "query": {"match_all": {}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["hits"]["hits"].as_array().cloned().unwrap_or_default()
 }
 
 fn replay_to(url: &str, prefix: &str, input: &std::path::Path, extra: &[&str]) -> util::Output {

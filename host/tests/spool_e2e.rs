@@ -10,43 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use util::fault_proxy::{Fault, FaultProxy};
+use util::search::{count, servers};
 use util::{Kwex, free_port, wait_for_metric};
 
 const DEADLINE: Duration = Duration::from_secs(120);
-
-fn servers() -> Vec<(&'static str, String)> {
-    ["KWEX_TEST_OPENSEARCH_URL", "KWEX_TEST_ELASTICSEARCH_URL"]
-        .into_iter()
-        .map(|var| {
-            let url = std::env::var(var)
-                .unwrap_or_else(|_| panic!("{var} is not set: run with cargo xtask test"));
-            (
-                if var.contains("OPENSEARCH") {
-                    "opensearch"
-                } else {
-                    "elasticsearch"
-                },
-                url,
-            )
-        })
-        .collect()
-}
-
-async fn count(url: &str, pattern: &str) -> u64 {
-    let http = reqwest::Client::new();
-    let _ = http.post(format!("{url}/{pattern}/_refresh")).send().await;
-    let v: Value = http
-        .get(format!("{url}/{pattern}/_count"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["count"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no count for {pattern}: {v}"))
-}
 
 /// `n` generated Events as NDJSON, and their ids in input order.
 fn generated(n: usize, seed: u64) -> (Vec<u8>, Vec<String>) {

@@ -307,3 +307,5 @@ pub async fn wait_for_metric(port: u16, name: &str, value: f64, deadline: Durati
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+pub mod search;
