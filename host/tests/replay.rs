@@ -177,11 +177,8 @@ fn invalid_utf8_record_is_kept_and_marked() {
 
 #[test]
 fn stdin_is_read_with_a_dash() {
-    let input = std::fs::read(examples().join("events-k8s-io-v1.ndjson")).unwrap();
-    let lines = input
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count();
+    let (input, records) = util::ndjson_example("events-k8s-io-v1.ndjson");
+    let lines = records.len();
     let out = Kwex::new().args(["replay", "-"]).stdin(input).run();
     assert!(out.status.success(), "{}", out.stderr_text());
     assert_eq!(out.documents().len(), lines);
@@ -284,15 +281,11 @@ fn flags_are_read_from_the_environment() {
 #[test]
 fn sigterm_drains_what_was_read_and_exits() {
     let mut child = Kwex::new().args(["replay", "-"]).spawn();
-    let input = std::fs::read(examples().join("events-k8s-io-v1.ndjson")).unwrap();
-    let first_ten: Vec<&[u8]> = input
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .take(10)
-        .collect();
+    let (_, records) = util::ndjson_example("events-k8s-io-v1.ndjson");
+    let first_ten = &records[..10];
     {
         let stdin = child.stdin();
-        for line in &first_ten {
+        for line in first_ten {
             stdin.write_all(line).unwrap();
             stdin.write_all(b"\n").unwrap();
         }

@@ -270,11 +270,8 @@ async fn a_server_down_at_start_gets_everything_once_it_is_up() {
         // Down: every bulk request is answered 503 until the fault is lifted.
         proxy.set_default(Fault::Status(503));
         let prefix = prefix("down");
-        let input = std::fs::read(examples().join("events-k8s-io-v1.ndjson")).unwrap();
-        let lines = input
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .count() as u64;
+        let (input, records) = util::ndjson_example("events-k8s-io-v1.ndjson");
+        let lines = records.len() as u64;
         let mut kwex = Kwex::new()
             .args([
                 "replay",
@@ -335,15 +332,11 @@ async fn sigterm_delivers_the_half_full_batch_before_exit() {
             .args(["--metrics-address", &format!("127.0.0.1:{port}")])
             .args(["--index", &format!("{prefix}-%Y.%m.%d"), "-"])
             .spawn();
-        let input = std::fs::read(examples().join("events-k8s-io-v1.ndjson")).unwrap();
-        let five: Vec<&[u8]> = input
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .take(5)
-            .collect();
+        let (_, records) = util::ndjson_example("events-k8s-io-v1.ndjson");
+        let five = &records[..5];
         {
             use std::io::Write;
-            for line in &five {
+            for line in five {
                 kwex.stdin().write_all(line).unwrap();
                 kwex.stdin().write_all(b"\n").unwrap();
             }
@@ -499,11 +492,8 @@ async fn outcomes_are_counted_in_the_metrics() {
         });
         let prefix = prefix("metrics");
         let port = util::free_port();
-        let input = std::fs::read(examples().join("events-k8s-io-v1.ndjson")).unwrap();
-        let lines = input
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .count() as f64;
+        let (input, records) = util::ndjson_example("events-k8s-io-v1.ndjson");
+        let lines = records.len() as f64;
         let mut kwex = Kwex::new()
             .args([
                 "replay",

@@ -58,21 +58,18 @@ where
     Fut: Future<Output = R> + Send + 'static,
     R: Default + std::ops::AddAssign + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
-    let mut in_flight = JoinSet::new();
-    let mut total = R::default();
-    let mut batch: Vec<T> = Vec::with_capacity(settings.max_documents);
-    let mut bytes = 0usize;
-    let mut deadline: Option<Instant> = None;
-
+    let mut state = Batches {
+        batch: Vec::with_capacity(settings.max_documents),
+        bytes: 0,
+        deadline: None,
+        slots: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
+        in_flight: JoinSet::new(),
+        total: R::default(),
+        send,
+    };
     loop {
-        // Collect what finished, so results do not pile up.
-        while let Some(done) = in_flight.try_join_next() {
-            if let Ok(r) = done {
-                total += r;
-            }
-        }
-        let at = deadline;
+        state.collect_finished();
+        let at = state.deadline;
         let timer = async move {
             match at {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -82,89 +79,86 @@ where
         let input = tokio::select! {
             chunk = rx.recv() => chunk,
             () = timer => {
-                dispatch(&mut batch, &mut bytes, &mut deadline, &slots, &mut in_flight, &send).await;
+                state.dispatch().await;
                 continue;
             }
         };
         let Some(records) = input else { break };
         for record in records {
             let size = record.weight();
-            if !batch.is_empty() && bytes + size > settings.max_bytes {
-                dispatch(
-                    &mut batch,
-                    &mut bytes,
-                    &mut deadline,
-                    &slots,
-                    &mut in_flight,
-                    &send,
-                )
-                .await;
+            if !state.batch.is_empty() && state.bytes + size > settings.max_bytes {
+                state.dispatch().await;
             }
-            if batch.is_empty() {
-                deadline = Some(Instant::now() + settings.flush_delay);
+            if state.batch.is_empty() {
+                state.deadline = Some(Instant::now() + settings.flush_delay);
             }
-            bytes += size;
-            batch.push(record);
-            if batch.len() >= settings.max_documents {
-                dispatch(
-                    &mut batch,
-                    &mut bytes,
-                    &mut deadline,
-                    &slots,
-                    &mut in_flight,
-                    &send,
-                )
-                .await;
+            state.bytes += size;
+            state.batch.push(record);
+            if state.batch.len() >= settings.max_documents {
+                state.dispatch().await;
             }
         }
     }
     // Input closed (end of input or shutdown): the partial batch leaves now.
-    dispatch(
-        &mut batch,
-        &mut bytes,
-        &mut deadline,
-        &slots,
-        &mut in_flight,
-        &send,
-    )
-    .await;
-    while let Some(done) = in_flight.join_next().await {
+    state.dispatch().await;
+    while let Some(done) = state.in_flight.join_next().await {
         if let Ok(r) = done {
-            total += r;
+            state.total += r;
         }
     }
-    total
+    state.total
 }
 
-async fn dispatch<T, F, Fut, R>(
-    batch: &mut Vec<T>,
-    bytes: &mut usize,
-    deadline: &mut Option<Instant>,
-    slots: &Arc<Semaphore>,
-    in_flight: &mut JoinSet<R>,
-    send: &F,
-) where
+/// The batch being filled, and the batches in flight.
+struct Batches<T, F, R> {
+    batch: Vec<T>,
+    /// Body bytes of `batch`.
+    bytes: usize,
+    /// When `batch` must leave (`flush_delay` after its first document).
+    deadline: Option<Instant>,
+    /// One permit per batch in flight.
+    slots: Arc<Semaphore>,
+    in_flight: JoinSet<R>,
+    /// Sum of what finished batches returned.
+    total: R,
+    send: F,
+}
+
+impl<T, F, Fut, R> Batches<T, F, R>
+where
     F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = R> + Send + 'static,
-    R: Send + 'static,
+    R: std::ops::AddAssign + Send + 'static,
 {
-    *deadline = None;
-    *bytes = 0;
-    if batch.is_empty() {
-        return;
+    /// Adds up what finished, so results do not pile up.
+    fn collect_finished(&mut self) {
+        while let Some(done) = self.in_flight.try_join_next() {
+            if let Ok(r) = done {
+                self.total += r;
+            }
+        }
     }
-    let capacity = batch.capacity();
-    let full = std::mem::replace(batch, Vec::with_capacity(capacity));
-    // Waiting here for a slot is the backpressure.
-    let Ok(permit) = slots.clone().acquire_owned().await else {
-        return;
-    };
-    let fut = send(full);
-    in_flight.spawn(async move {
-        let result = fut.await;
-        drop(permit);
-        result
-    });
+
+    /// Sends the current batch (if any) once a slot is free.
+    async fn dispatch(&mut self) {
+        self.deadline = None;
+        self.bytes = 0;
+        if self.batch.is_empty() {
+            return;
+        }
+        let capacity = self.batch.capacity();
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(capacity));
+        // Waiting here for a slot is the backpressure.
+        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let fut = (self.send)(full);
+        self.in_flight.spawn(async move {
+            let result = fut.await;
+            drop(permit);
+            result
+        });
+    }
 }
 
 #[cfg(test)]

@@ -309,3 +309,14 @@ pub async fn wait_for_metric(port: u16, name: &str, value: f64, deadline: Durati
 }
 
 pub mod search;
+
+/// An example NDJSON file: its bytes and its records (non-empty lines).
+pub fn ndjson_example(name: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let input = std::fs::read(examples().join(name)).unwrap();
+    let records = input
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    (input, records)
+}
