@@ -21,8 +21,8 @@ for p in "${unknown[@]}"; do args+=(-p "$p"); done
 cargo build --quiet --release --target wasm32-unknown-unknown "${args[@]}"
 # A std filter as a WASI preview 1 toolchain builds it.
 cargo build --quiet --release --target wasm32-wasip1 -p wasip1-std
-# Rust on wasip2 makes a component: the ABI this kwex refuses (yet).
-cargo build --quiet --release --target wasm32-wasip2 -p component
+# Rust on wasip2 makes a component of the kwex:filter world.
+cargo build --quiet --release --target wasm32-wasip2 -p component -p component-http
 
 mkdir -p out
 copy() { cmp -s "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
@@ -31,6 +31,7 @@ for p in "${unknown[@]}"; do
 done
 copy target/wasm32-wasip1/release/wasip1_std.wasm out/wasip1_std.wasm
 copy target/wasm32-wasip2/release/component.wasm out/component.wasm
+copy target/wasm32-wasip2/release/component_http.wasm out/component_http.wasm
 
 count=$(ls out/*.wasm | wc -l)
 ms=$(( ($(date +%s%N) - start) / 1000000 ))

@@ -64,6 +64,81 @@ pub enum Command {
     Run(RunArgs),
     /// Check the configuration of `kwex run` and exit: 0 when valid, 2 with the reason when not.
     Check(RunArgs),
+    /// Tools for filter authors: test a filter against Events and golden files, benchmark it,
+    /// inspect a .wasm file.
+    #[command(subcommand)]
+    Filter(FilterCommand),
+}
+
+/// `kwex filter …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FilterCommand {
+    /// Run a filter over Events and print each answer as one NDJSON line; with --expect, compare
+    /// with a golden file (exit 1 on a difference); with --conformance, also run the standard
+    /// documents every filter must survive.
+    ///
+    /// Events are read like `kwex replay` reads them and normalized with the exporter's defaults,
+    /// with kwex.observedAt fixed at 2000-01-01T00:00:00Z so that outputs are reproducible.
+    Test(FilterTestArgs),
+    /// Measure a filter: calls per second and µs per call (mean, p50, p99) over Events, looped.
+    Bench(FilterBenchArgs),
+    /// Show what a .wasm file is: its ABI, imports, exports, and whether (and why not) kwex would
+    /// load it.
+    Inspect(FilterInspectArgs),
+}
+
+/// The filter and how it runs, for `kwex filter test | bench | inspect`.
+#[derive(Debug, Clone, Args)]
+pub struct FilterUnderTest {
+    /// The filter: a core module or a component.
+    pub filter: PathBuf,
+    /// Its config, handed to init: JSON text, or @FILE (JSON or YAML). Default null.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Give the filter a real clock (WASI clocks); without it the clock reads 0 or fails.
+    #[arg(long)]
+    pub grant_clock: bool,
+    /// Limits of the sandbox.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// `kwex filter test`.
+#[derive(Debug, Clone, Args)]
+pub struct FilterTestArgs {
+    /// The filter under test.
+    #[command(flatten)]
+    pub filter: FilterUnderTest,
+    /// Events: a kubectl List, NDJSON, or a JSON array.
+    pub events: PathBuf,
+    /// Golden file (NDJSON): each output line must contain every field of its golden line.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+    /// Also run the built-in standard documents (huge message, unicode, missing fields, …);
+    /// fail if any ends in a trap, timeout, memory error or invalid answer.
+    #[arg(long)]
+    pub conformance: bool,
+}
+
+/// `kwex filter bench`.
+#[derive(Debug, Clone, Args)]
+pub struct FilterBenchArgs {
+    /// The filter under test.
+    #[command(flatten)]
+    pub filter: FilterUnderTest,
+    /// Events: a kubectl List, NDJSON, or a JSON array.
+    pub events: PathBuf,
+    /// How long to measure (after a warm-up of 10% of it).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+}
+
+/// `kwex filter inspect`.
+#[derive(Debug, Clone, Args)]
+pub struct FilterInspectArgs {
+    /// The filter under test.
+    #[command(flatten)]
+    pub filter: FilterUnderTest,
 }
 
 /// Flags that shape the Document.
@@ -334,15 +409,16 @@ pub struct LeaderArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Filters")]
 pub struct FilterArgs {
-    /// Directory of `.wasm` filters, run in lexical file-name order (in Kubernetes: a mounted ConfigMap).
+    /// Filters: a directory of `.wasm` files run in lexical file-name order, a directory with a
+    /// `pipeline.yaml`, or a pipeline file (in Kubernetes: a mounted ConfigMap). See docs/writing-filters.md.
     #[arg(long, env = "KWEX_FILTERS")]
     pub filters: Option<PathBuf>,
     /// Threads that run filters (0: one per CPU).
     #[arg(long, env = "KWEX_FILTER_WORKERS", default_value_t = 0)]
     pub filter_workers: usize,
-    /// Wall-clock deadline of one filter call (raise it on busy nodes).
-    #[arg(long, env = "KWEX_FILTER_DEADLINE", default_value = "5ms", value_parser = humantime::parse_duration)]
-    pub filter_deadline: Duration,
+    /// Limits of the sandbox.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     /// What a failing filter does to the document: `pass` it on unchanged, `drop` it, or `dead-letter` it.
     #[arg(long, env = "KWEX_FILTER_FAILURE_POLICY", value_enum, default_value_t)]
     pub filter_failure_policy: crate::filter::Policy,
@@ -353,34 +429,32 @@ pub struct FilterArgs {
         default_value = "kwex-dead-letter-%Y.%m.%d"
     )]
     pub filter_dead_letter_index: IndexPattern,
+    /// How often the filter directory is checked for changes (hot reload); 0 turns reloading off.
+    #[arg(long, env = "KWEX_FILTER_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub filter_reload_interval: Duration,
 }
 
-/// The filter chain, validated.
-#[derive(Debug, Clone)]
-pub struct FilterConfig {
-    /// The directory.
-    pub dir: PathBuf,
-    /// Worker threads.
-    pub workers: usize,
-    /// Engine settings (limits and policy).
-    pub engine: crate::filter::Settings,
-    /// Where failed documents go.
-    pub dead_letter_index: IndexPattern,
+/// Limits of the filter sandbox, shared by `run`, `replay` and `kwex filter`.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Wall-clock deadline of one filter call (raise it on busy nodes).
+    #[arg(long, env = "KWEX_FILTER_DEADLINE", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub filter_deadline: Duration,
+    /// Memory cap of each filter instance (per linear memory); the instance is replaced above ¾ of it.
+    #[arg(long, env = "KWEX_FILTER_MEMORY", default_value = "16MiB")]
+    pub filter_memory: crate::filter::pipeline_file::Size,
+    /// Fuel (instructions, roughly) per filter call, for a deterministic budget; off by default.
+    #[arg(long, env = "KWEX_FILTER_FUEL")]
+    pub filter_fuel: Option<u64>,
+    /// Where compiled filters are cached (so a 10 s Python filter compiles once); `none` turns it off.
+    /// Default: /var/lib/kwex/filter-cache when /var/lib/kwex is writable, else ~/.cache/kwex/filters.
+    #[arg(long, env = "KWEX_FILTER_CACHE_DIR")]
+    pub filter_cache_dir: Option<PathBuf>,
 }
 
-impl FilterArgs {
-    /// Checks the flags; `None` without `--filters`.
-    pub fn validate(&self) -> Result<Option<FilterConfig>, ConfigError> {
-        let Some(dir) = &self.filters else {
-            return Ok(None);
-        };
-        if !dir.is_dir() {
-            return Err(bad(
-                "filters",
-                format!("{} is not a directory", dir.display()),
-                "give the directory holding the .wasm files (e.g. the mounted ConfigMap)",
-            ));
-        }
+impl SandboxArgs {
+    /// Engine settings from the flags.
+    pub fn validate(&self) -> Result<crate::filter::Settings, ConfigError> {
         if self.filter_deadline.is_zero() || self.filter_deadline > Duration::from_secs(10) {
             return Err(bad(
                 "filter-deadline",
@@ -388,18 +462,108 @@ impl FilterArgs {
                 "use 1ms to 10s",
             ));
         }
+        let memory = self.filter_memory.0;
+        if !(1 << 20..=4 << 30).contains(&memory) {
+            return Err(bad(
+                "filter-memory",
+                format!("{memory} bytes is out of range"),
+                "use 1MiB to 4GiB (Python and JavaScript filters need 64MiB or more)",
+            ));
+        }
+        if self.filter_fuel == Some(0) {
+            return Err(bad(
+                "filter-fuel",
+                "0 stops every call",
+                "leave it out, or give a budget such as 100000000",
+            ));
+        }
+        let mut engine = crate::filter::Settings::default();
+        engine.limits.deadline = self.filter_deadline;
+        engine.limits.start_deadline = engine.limits.start_deadline.max(self.filter_deadline);
+        engine.limits.memory_bytes = memory;
+        engine.limits.memory_watermark = memory / 4 * 3;
+        engine.limits.fuel = self.filter_fuel;
+        engine.cache_dir = self.cache_dir();
+        Ok(engine)
+    }
+
+    /// The compiled-filter cache directory, absolute, or none.
+    fn cache_dir(&self) -> Option<PathBuf> {
+        let dir = match &self.filter_cache_dir {
+            Some(dir) if dir.as_os_str() == "none" || dir.as_os_str().is_empty() => return None,
+            Some(dir) => dir.clone(),
+            None => {
+                let system = std::path::Path::new("/var/lib/kwex");
+                let writable = std::fs::metadata(system)
+                    .map(|m| m.is_dir() && !m.permissions().readonly())
+                    .unwrap_or(false);
+                if writable {
+                    system.join("filter-cache")
+                } else {
+                    let home = std::env::var_os("XDG_CACHE_HOME")
+                        .map(PathBuf::from)
+                        .or_else(|| {
+                            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))
+                        })?;
+                    home.join("kwex").join("filters")
+                }
+            }
+        };
+        std::path::absolute(&dir).ok()
+    }
+}
+
+/// The filter chain, validated.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    /// What `--filters` points at.
+    pub source: crate::filter::ChainSource,
+    /// Worker threads.
+    pub workers: usize,
+    /// Engine settings (limits and policy).
+    pub engine: crate::filter::Settings,
+    /// Where failed documents go.
+    pub dead_letter_index: IndexPattern,
+    /// How often to look for changes; `None`: never.
+    pub reload_interval: Option<Duration>,
+}
+
+impl FilterArgs {
+    /// Checks the flags; `None` without `--filters`.
+    pub fn validate(&self) -> Result<Option<FilterConfig>, ConfigError> {
+        let Some(path) = &self.filters else {
+            return Ok(None);
+        };
+        if !path.exists() {
+            return Err(bad(
+                "filters",
+                format!("{} does not exist", path.display()),
+                "give the directory holding the .wasm files (e.g. the mounted ConfigMap) or a pipeline file",
+            ));
+        }
         let workers = match self.filter_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n.min(256),
         };
-        let mut engine = crate::filter::Settings::default();
-        engine.limits.deadline = self.filter_deadline;
+        let mut engine = self.sandbox.validate()?;
         engine.policy = self.filter_failure_policy;
+        let reload_interval = match self.filter_reload_interval {
+            d if d.is_zero() => None,
+            d if d < Duration::from_millis(100) => {
+                return Err(bad(
+                    "filter-reload-interval",
+                    format!("{d:?} is too often"),
+                    "use 100ms or more, or 0 to turn reloading off",
+                ));
+            }
+            d => Some(d),
+        };
         Ok(Some(FilterConfig {
-            dir: dir.clone(),
+            source: crate::filter::ChainSource::at(path),
             workers,
             engine,
             dead_letter_index: self.filter_dead_letter_index.clone(),
+            reload_interval,
         }))
     }
 }

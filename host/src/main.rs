@@ -5,6 +5,8 @@
 
 use std::process::ExitCode;
 
+mod cli_filter;
+
 use anyhow::Context as _;
 use clap::Parser as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +67,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Filter(command) => match cli_filter::run(command) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("kwex: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Replay(args) => {
             let replay = match args.validate() {
                 Ok(r) => r,
@@ -86,7 +95,7 @@ fn main() -> ExitCode {
 
 /// Runs `task` on a new runtime. Blocking reads still pending at the end (a
 /// stdin that never closes) are abandoned rather than waited for.
-fn block_on<T>(task: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub(crate) fn block_on<T>(task: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,7 +152,7 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
         }
     };
     let queue = open_queue(replay.spool.as_ref(), &registry).await?;
-    let filters = load_filters(replay.filters.as_ref(), &registry)?;
+    let filters = load_filters(replay.filters.as_ref(), &registry, &server_stop)?;
     let mut pipeline = Pipeline::new(
         replay.pipeline.clone(),
         replay.normalizer.clone(),
@@ -188,17 +197,59 @@ async fn run_replay(replay: Replay) -> anyhow::Result<ExitCode> {
 fn load_filters(
     cfg: Option<&FilterConfig>,
     registry: &prometheus::Registry,
+    stop: &CancellationToken,
 ) -> anyhow::Result<Option<pipeline::Filters>> {
     let Some(cfg) = cfg else { return Ok(None) };
-    let engine = kwex::filter::Engine::new(cfg.engine.clone())?;
+    let engine = engine(cfg.engine.clone())?;
     let metrics = kwex::filter::Metrics::register(registry)?;
-    let chain = kwex::filter::Chain::load(&engine, &cfg.dir, &metrics)?;
-    tracing::info!(dir = %cfg.dir.display(), filters = ?chain.names().collect::<Vec<_>>(), workers = cfg.workers, "Filter chain loaded.");
+    let started = std::time::Instant::now();
+    let specs = cfg.source.specs(&engine)?;
+    let chain = kwex::filter::Chain::from_specs(&engine, specs, &metrics)?;
+    metrics.set_chain_len(chain.names().count());
+    tracing::info!(
+        source = %cfg.source.dir().display(), filters = ?chain.names().collect::<Vec<_>>(),
+        workers = cfg.workers, took_ms = started.elapsed().as_millis() as u64,
+        "Filter chain loaded."
+    );
+    let live = kwex::filter::LiveChain::new(chain);
+    if let Some(interval) = cfg.reload_interval {
+        kwex::filter::Reloader {
+            engine,
+            source: cfg.source.clone(),
+            live: live.clone(),
+            metrics,
+            interval,
+        }
+        .spawn(stop.clone())
+        .context("cannot start the filter reload thread")?;
+    }
     Ok(Some(pipeline::Filters {
-        chain,
+        chain: live,
         workers: cfg.workers,
         dead_letter_index: cfg.dead_letter_index.clone(),
     }))
+}
+
+/// The filter engine; without its compiled-filter cache if the cache
+/// directory cannot be used (a read-only file system), which costs only
+/// compile time.
+pub(crate) fn engine(settings: kwex::filter::Settings) -> anyhow::Result<kwex::filter::Engine> {
+    match kwex::filter::Engine::new(settings.clone()) {
+        Ok(engine) => Ok(engine),
+        Err(e) if settings.cache_dir.is_some() => {
+            tracing::warn!(
+                error = %e,
+                dir = ?settings.cache_dir,
+                "Cannot use the compiled-filter cache; filters are compiled at every start. \
+                 Point --filter-cache-dir at a writable directory (or `none`)."
+            );
+            Ok(kwex::filter::Engine::new(kwex::filter::Settings {
+                cache_dir: None,
+                ..settings
+            })?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Opens the spool (recovering what a previous run left), or none.
@@ -350,7 +401,7 @@ async fn run_exporter(run: Run) -> anyhow::Result<ExitCode> {
         }
     };
     let queue = open_queue(run.spool.as_ref(), &registry).await?;
-    let filters = load_filters(run.filters.as_ref(), &registry)?;
+    let filters = load_filters(run.filters.as_ref(), &registry, &server_stop)?;
     let mut pipeline = Pipeline::new(
         run.pipeline.clone(),
         run.normalizer.clone(),

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use crate::document::{IndexPattern, Normalizer, Record};
-use crate::filter::{Chain, Outcome};
+use crate::filter::{LiveChain, Outcome};
 use crate::sink::search::dead_letter;
 use crate::sink::search::response::ItemError;
 use crate::sink::{Acker, Pending};
@@ -150,8 +150,8 @@ pub struct Pipeline {
 /// The Wasm filter chain and the threads that run it.
 #[derive(Debug, Clone)]
 pub struct Filters {
-    /// The loaded chain.
-    pub chain: Chain,
+    /// The chain in force (hot reload swaps it).
+    pub chain: std::sync::Arc<LiveChain>,
     /// Worker threads, each with its own instances.
     pub workers: usize,
     /// Where documents a filter failed on go (`dead-letter` policy).

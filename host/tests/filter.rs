@@ -142,10 +142,11 @@ fn survives(engine: &Engine, name: &str, trigger: &str, kind: ErrorKind, cause: 
     for policy in [Policy::Pass, Policy::Drop, Policy::DeadLetter] {
         let (chain, registry) = single(engine, name, policy);
         let mut worker = chain.worker();
-        // What the guest does with a normal document (most keep it).
+        // What the guest does with a normal document (most keep it, the
+        // component drops it).
         let baseline = worker.apply(normal());
         assert!(
-            matches!(baseline, Outcome::Keep(_)),
+            matches!(baseline, Outcome::Keep(_) | Outcome::Drop),
             "{name} before: {baseline:?}"
         );
         for round in 0..ROUNDS {
@@ -571,17 +572,170 @@ fn a_filter_whose_init_rejects_its_config_fails_the_load() {
     );
 }
 
+// Components: the same paths through the component ABI, with a Rust
+// wasm32-wasip2 guest (filters/test-guests/component) built with wit-bindgen
+// from guest-sdk/wit.
+
 #[test]
-fn a_component_is_refused_with_a_clear_message() {
+fn a_component_keeps_warnings_and_drops_the_rest() {
+    let (chain, registry) = single(engine(), "component", Policy::DeadLetter);
+    let mut worker = chain.worker();
+    for _ in 0..3 {
+        assert_eq!(worker.apply(warning()), Outcome::Keep(warning()));
+        assert_eq!(worker.apply(normal()), Outcome::Drop);
+    }
+    let verdict = |v| {
+        metric(
+            &registry,
+            "kwex_filter_verdicts_total",
+            &[("filter", "component.wasm"), ("verdict", v)],
+        )
+    };
+    assert_eq!((verdict("keep"), verdict("drop")), (3.0, 3.0));
+}
+
+#[test]
+fn a_component_routes_and_replaces_and_keeps_state_per_instance() {
+    let metrics = Metrics::register(&Registry::new()).unwrap();
+    let spec = FilterSpec::new(engine(), guest("component"))
+        .with_config(json!({"index": "kwex-payments"}));
+    let chain = Chain::from_specs(engine(), vec![spec], &metrics).unwrap();
+    let mut worker = chain.worker();
+    let Outcome::Keep(routed) = worker.apply(record(document("Warning", "route-me"))) else {
+        panic!("not routed")
+    };
+    assert_eq!(routed.index, "kwex-payments");
+    assert_eq!(routed.body, record(document("Warning", "route-me")).body);
+    let Outcome::Keep(replaced) = worker.apply(record(document("Warning", "replace-me"))) else {
+        panic!("not replaced")
+    };
+    // The second call of this instance: state persisted between calls.
+    assert_eq!(&replaced.body[..], br#"{"replaced":2}"#);
+}
+
+#[test]
+fn a_component_in_an_infinite_loop_is_stopped_by_the_deadline() {
+    survives(
+        engine(),
+        "component",
+        "hostile-loop",
+        ErrorKind::Timeout,
+        "exceeded its 100 ms deadline",
+    );
+}
+
+#[test]
+fn a_component_that_panics_is_a_trap() {
+    survives(
+        engine(),
+        "component",
+        "hostile-panic",
+        ErrorKind::Trap,
+        "component.wasm trapped: wasm `unreachable` instruction executed",
+    );
+}
+
+#[test]
+fn a_component_allocating_until_the_cap_is_a_memory_error() {
+    survives(
+        engine(),
+        "component",
+        "hostile-alloc",
+        ErrorKind::Memory,
+        "exceeded its 16 MiB memory cap",
+    );
+    survives(
+        engine(),
+        "component",
+        "hostile-huge",
+        ErrorKind::Memory,
+        "exceeded its 16 MiB memory cap",
+    );
+}
+
+#[test]
+fn invalid_json_from_a_component_is_never_forwarded() {
+    survives(
+        engine(),
+        "component",
+        "hostile-json",
+        ErrorKind::InvalidOutput,
+        "returned invalid JSON: EOF while parsing",
+    );
+}
+
+#[test]
+fn a_component_error_goes_to_its_policy_and_keeps_the_instance() {
+    let (chain, registry) = single(engine(), "component", Policy::DeadLetter);
+    let mut worker = chain.worker();
+    for _ in 0..3 {
+        let Outcome::DeadLetter(_, e) = worker.apply(record(document("Warning", "hostile-error")))
+        else {
+            panic!("no dead letter")
+        };
+        assert_eq!(e.kind(), ErrorKind::GuestError);
+        assert!(
+            e.to_string()
+                .contains("component.wasm reported an error: the document asked for an error"),
+            "{e}"
+        );
+    }
+    let replaced = metric(
+        &registry,
+        "kwex_filter_instance_replacements_total",
+        &[("filter", "component.wasm")],
+    );
+    assert_eq!(replaced, 0.0);
+}
+
+#[test]
+fn a_component_whose_init_rejects_its_config_fails_the_load() {
+    let spec = FilterSpec::new(engine(), guest("component")).with_config(json!({"reject": true}));
+    let e = load_error(engine(), vec![spec]);
+    assert!(matches!(e, LoadError::Start { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        r#"filter component.wasm failed to start: rejected its config in init: config {"reject":true} asks to be rejected"#
+    );
+}
+
+#[test]
+fn a_component_importing_wasi_http_is_refused_by_name() {
     let e = load_error(
         engine(),
-        vec![FilterSpec::new(engine(), guest("component"))],
+        vec![FilterSpec::new(engine(), guest("component_http"))],
     );
-    assert!(matches!(e, LoadError::Component { .. }), "{e}");
+    let LoadError::Refused { name, problems } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(name, "component_http.wasm");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(
-        e.to_string().contains("component ABI not supported yet"),
+        problems[0].contains("`wasi:http/outgoing-handler@0.3.0`: filters get no network"),
         "{e}"
     );
+}
+
+#[test]
+fn component_output_goes_to_the_log_with_the_filter_name() {
+    let (chain, _) = single(engine(), "component", Policy::DeadLetter);
+    let mut worker = chain.worker();
+    let log = logged(|| {
+        let outcome = worker.apply(record(document("Warning", "hostile-print")));
+        assert!(matches!(outcome, Outcome::Keep(_)), "{outcome:?}");
+    });
+    let line = |text: &str| {
+        log.lines()
+            .find(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("no {text:?} in {log}"))
+            .to_owned()
+    };
+    let stdout = line("a line on stdout");
+    assert!(
+        stdout.contains("INFO") && stdout.contains("component.wasm"),
+        "{stdout}"
+    );
+    assert!(line("a line on stderr").contains("WARN"));
 }
 
 /// A scratch directory under the target directory, empty.

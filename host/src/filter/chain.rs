@@ -14,16 +14,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::{Linker, Module};
+use wasmtime::Module;
+use wasmtime::component::Component;
 
 use crate::document::Record;
 use crate::filter::abi::{self, Format};
-use crate::filter::engine::{Engine, Limits, Policy};
+use crate::filter::engine::{Engine, Grants, Limits, Policy};
 use crate::filter::error::{FilterError, LoadError};
-use crate::filter::instance::{Instance, Template, Verdict};
+use crate::filter::instance::{Code, Instance, Template, Verdict};
 use crate::filter::log::LogLimit;
 use crate::filter::metrics::{Counted, FilterMetrics, Metrics};
-use crate::filter::wasi;
+use crate::filter::pipeline_file::ChainSource;
+use crate::filter::{component, core};
 
 /// What the chain decided for a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub struct FilterSpec {
     pub policy: Policy,
     /// Its limits.
     pub limits: Limits,
+    /// What the sandbox grants it beyond nothing.
+    pub grants: Grants,
 }
 
 impl FilterSpec {
@@ -73,6 +77,7 @@ impl FilterSpec {
             config: serde_json::Value::Null,
             policy: engine.settings().policy,
             limits: engine.settings().limits.clone(),
+            grants: engine.settings().grants.clone(),
         }
     }
 
@@ -115,40 +120,16 @@ impl std::fmt::Debug for Chain {
 }
 
 impl Chain {
-    /// Loads every `*.wasm` file of `dir`, in lexical (byte) order of file
-    /// name, with the engine's default policy and limits and no config.
+    /// Loads the chain `--filters` points at: a pipeline file, a directory
+    /// with a `pipeline.yaml`, or a directory of `*.wasm` files run in
+    /// lexical (byte) order of file name with the engine's defaults (see
+    /// [`ChainSource`]).
     ///
     /// Name files with zero-padded prefixes (`10-drop-normal.wasm`,
-    /// `20-redact.wasm`) to order them. Hidden files (starting with `.`) are
-    /// skipped, and so are Kubernetes' `..data` entries of a mounted
-    /// ConfigMap; symbolic links are followed. An empty directory is an empty
+    /// `20-redact.wasm`) to order them. An empty directory is an empty
     /// chain, which keeps every document.
-    pub fn load(engine: &Engine, dir: &Path, metrics: &Metrics) -> Result<Chain, LoadError> {
-        let read_dir = |source| LoadError::ReadDir {
-            path: dir.to_owned(),
-            source,
-        };
-        let mut paths = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(read_dir)? {
-            let entry = entry.map_err(read_dir)?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with('.') || !name.ends_with(".wasm") {
-                continue;
-            }
-            let path = entry.path();
-            // Follows symlinks: ConfigMap files are links into `..data/`.
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => paths.push(path),
-                Ok(_) => {}
-                Err(source) => return Err(LoadError::Read { path, source }),
-            }
-        }
-        paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-        let specs = paths
-            .into_iter()
-            .map(|p| FilterSpec::new(engine, p))
-            .collect();
+    pub fn load(engine: &Engine, path: &Path, metrics: &Metrics) -> Result<Chain, LoadError> {
+        let specs = ChainSource::at(path).specs(engine)?;
         Chain::from_specs(engine, specs, metrics)
     }
 
@@ -178,6 +159,11 @@ impl Chain {
         self.filters.iter().map(|l| &*l.template.name)
     }
 
+    /// The ABI of the filter at `position`, in words.
+    pub fn abi(&self, position: usize) -> Option<&'static str> {
+        self.filters.get(position).map(|l| l.template.code.abi())
+    }
+
     /// Whether the chain has no filter (and so keeps every document as is).
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
@@ -205,43 +191,16 @@ fn load_one(engine: &Engine, spec: FilterSpec, metrics: &Metrics) -> Result<Load
         path: spec.path.clone(),
         source,
     })?;
-    match abi::format(&bytes) {
-        Format::CoreModule => {}
-        Format::Component => return Err(LoadError::Component { name }),
-        Format::Unknown => return Err(LoadError::NotWasm { name }),
-    }
-    let module = Module::new(engine.wasmtime(), &bytes).map_err(|e| LoadError::Compile {
-        name: name.clone(),
-        message: format!("{e:#}"),
-    })?;
-
-    let mut problems = Vec::new();
-    let exports = abi::check_exports(&module).unwrap_or_else(|p| {
-        problems.extend(p);
-        abi::Exports::default()
-    });
-    problems.extend(wasi::check_imports(&module));
-    if !problems.is_empty() {
-        return Err(LoadError::Refused { name, problems });
-    }
-
-    let linked = |e: wasmtime::Error| LoadError::Refused {
-        name: name.clone(),
-        problems: vec![format!("it cannot be linked: {e:#}")],
-    };
-    let mut linker = Linker::new(engine.wasmtime());
-    wasi::add_to_linker(&mut linker).map_err(linked)?;
-    let pre = linker.instantiate_pre(&module).map_err(linked)?;
-    let config = serde_json::to_vec(&spec.config).unwrap_or_else(|_| b"null".to_vec());
+    let code = compile(engine, &name, &bytes)?;
+    let config = serde_json::to_string(&spec.config).unwrap_or_else(|_| "null".to_owned());
 
     let name: Arc<str> = name.into();
     let template = Template {
         name: name.clone(),
-        pre,
-        exports,
+        code,
         config,
         limits: spec.limits,
-        grants: engine.settings().grants.clone(),
+        grants: spec.grants,
         // Guest output: 20 lines at once, then 5 a second, per filter.
         output_log: Arc::new(LogLimit::new(20, 5)),
         engine: engine.clone(),
@@ -259,6 +218,36 @@ fn load_one(engine: &Engine, spec: FilterSpec, metrics: &Metrics) -> Result<Load
         // Failures: 10 lines at once, then 1 a second, per filter.
         failure_log: LogLimit::new(10, 1),
     })
+}
+
+/// Compiles a filter of either ABI (told apart by its header) and checks
+/// and links it.
+pub(crate) fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Code, LoadError> {
+    let compiled = |e: wasmtime::Error| LoadError::Compile {
+        name: name.to_owned(),
+        message: format!("{e:#}"),
+    };
+    let refused = |problems| LoadError::Refused {
+        name: name.to_owned(),
+        problems,
+    };
+    match abi::format(bytes) {
+        Format::CoreModule => {
+            let module = Module::new(engine.wasmtime(), bytes).map_err(compiled)?;
+            core::prepare(engine, &module)
+                .map(Code::Core)
+                .map_err(refused)
+        }
+        Format::Component => {
+            let component = Component::new(engine.wasmtime(), bytes).map_err(compiled)?;
+            component::prepare(engine, &component)
+                .map(Code::Component)
+                .map_err(refused)
+        }
+        Format::Unknown => Err(LoadError::NotWasm {
+            name: name.to_owned(),
+        }),
+    }
 }
 
 /// One worker's instances of a chain's filters. Not shared: a worker thread
@@ -327,6 +316,22 @@ impl ChainWorker {
     }
 }
 
+impl ChainWorker {
+    /// Runs the filter at `position` of the chain on `document` and returns
+    /// its answer, unapplied: for `kwex filter test` and `bench`, which
+    /// report what a filter said rather than what the chain did with it.
+    /// Instances and metrics are handled as in [`apply`](Self::apply).
+    pub fn call(
+        &mut self,
+        position: usize,
+        document: &[u8],
+    ) -> Option<Result<Verdict, FilterError>> {
+        let filter = self.chain.filters.get(position)?;
+        let slot = self.instances.get_mut(position)?;
+        Some(call(filter, slot, document))
+    }
+}
+
 /// One call of one filter, with its instance management and metrics.
 fn call(
     filter: &Loaded,
@@ -375,7 +380,7 @@ fn run(
         .ok_or_else(|| crate::filter::error::Failure::Instantiate("no instance".into()))?;
     let result = instance.call(t, document);
     let keep_instance = match &result {
-        Ok(_) => !instance.above_watermark(),
+        Ok(_) => !instance.above_watermark(t),
         Err(failure) => failure.keeps_instance(),
     };
     if !keep_instance {

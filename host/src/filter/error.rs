@@ -274,14 +274,13 @@ pub enum LoadError {
         /// The filter.
         name: String,
     },
-    /// The file is a component.
-    #[error(
-        "filter {name} is a WebAssembly component: component ABI not supported yet; \
-         build a core module (see guest-sdk/ABI.md)"
-    )]
-    Component {
-        /// The filter.
-        name: String,
+    /// The pipeline file is not valid.
+    #[error("pipeline file {}: {problem}", path.display())]
+    PipelineFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, and where.
+        problem: String,
     },
     /// wasmtime could not validate or compile it.
     #[error("filter {name} does not compile: {message}")]

@@ -22,11 +22,20 @@ pub struct Metrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     replacements: IntCounterVec,
+    pub(crate) reloads_ok: IntCounter,
+    pub(crate) reloads_failed: IntCounter,
+    pub(crate) chain_filters: prometheus::IntGauge,
 }
 
 impl Metrics {
     /// Creates the families and registers them.
     pub fn register(registry: &Registry) -> Result<Self, RegisterError> {
+        let reloads = metrics::counter_vec(
+            registry,
+            "kwex_filter_reloads_total",
+            "Reloads of the filter chain after its files changed, by result (success, failure: the old chain kept running).",
+            &["result"],
+        )?;
         Ok(Self {
             calls: metrics::counter_vec(
                 registry,
@@ -63,7 +72,19 @@ impl Metrics {
                 "Filter instances thrown away (after a trap, a timeout, a broken answer, or memory above the watermark).",
                 &["filter"],
             )?,
+            reloads_ok: reloads.with_label_values(&["success"]),
+            reloads_failed: reloads.with_label_values(&["failure"]),
+            chain_filters: metrics::gauge(
+                registry,
+                "kwex_filter_chain_filters",
+                "Filters in the chain that is running.",
+            )?,
         })
+    }
+
+    /// Records how many filters the running chain has.
+    pub fn set_chain_len(&self, filters: usize) {
+        self.chain_filters.set(filters as i64);
     }
 
     /// The series of one filter.

@@ -6,11 +6,20 @@
 //!   [`Limits`] defaults, with the reasons for them.
 //! - [`abi`]: the core-module ABI v1 (`guest-sdk/ABI.md`): exports, result
 //!   encoding, checks of what a guest returns.
-//! - `wasi`: WASI preview 1 with nothing granted; guest output to the log.
-//! - `instance`: one live instance, reused across calls, and the calls.
-//! - [`chain`]: filters from a directory, in order, each with its failure
-//!   policy; [`ChainWorker::apply`] runs a [`Record`](crate::document::Record)
+//! - `core`, `component`: the two ABIs on a live instance: core modules, and
+//!   components of the `kwex:filter` world (`guest-sdk/wit/`), told apart by
+//!   their header.
+//! - `wasi`: WASI preview 1 with nothing granted (core modules); components
+//!   get WASI 0.2 from `wasmtime-wasi`, granted nothing.
+//! - `instance`: what both ABIs share: limits, budgets, checks, failures.
+//! - [`chain`]: filters in order, each with its failure policy;
+//!   [`ChainWorker::apply`] runs a [`Record`](crate::document::Record)
 //!   through them.
+//! - [`pipeline_file`]: where a chain comes from (a directory, or a
+//!   `pipeline.yaml` with per-filter config, policy, limits and grants).
+//! - [`reload`]: hot reload: [`LiveChain`] swapped between documents by a
+//!   [`Reloader`] watching the directory.
+//! - [`testing`], [`inspect`]: `kwex filter test | bench | inspect`.
 //! - [`metrics`]: the `kwex_filter_*` families.
 //!
 //! # Using it
@@ -31,22 +40,26 @@
 //! }
 //! # Ok(()) }
 //! ```
-//!
-//! Not yet here (see `docs/decisions/2026-11-25-filter-runtime.md`): the
-//! component ABI, the pipeline file with per-filter config, limits, policy
-//! and grants ([`FilterSpec`] is its seam), hot reload, the `kwex filter`
-//! commands, and the worker pool in `pipeline.rs`.
 
 pub mod abi;
 pub mod chain;
+mod component;
+mod core;
 pub mod engine;
 pub mod error;
+pub mod inspect;
 mod instance;
 mod log;
 pub mod metrics;
+pub mod pipeline_file;
+pub mod reload;
+pub mod testing;
 mod wasi;
 
 pub use chain::{Chain, ChainWorker, FilterSpec, Outcome};
 pub use engine::{Engine, EngineError, Grants, Limits, Policy, Settings};
 pub use error::{ErrorKind, Failure, FilterError, LoadError};
+pub use instance::Verdict;
 pub use metrics::Metrics;
+pub use pipeline_file::ChainSource;
+pub use reload::{LiveChain, LiveWorker, Reloader};

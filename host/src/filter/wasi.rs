@@ -30,9 +30,9 @@ use std::time::{Instant, SystemTime};
 use wasmtime::{Caller, ExternType, FuncType, Linker, Module, Val, ValType};
 
 use crate::filter::abi::{Sig, Ty, describe};
+use crate::filter::core::GuestState;
 use crate::filter::engine::Grants;
-use crate::filter::instance::GuestState;
-use crate::filter::log::LogLimit;
+use crate::filter::log::{GuestOutput, LogLimit, Stream};
 
 /// The import module name of WASI preview 1.
 pub(crate) const MODULE: &str = "wasi_snapshot_preview1";
@@ -46,8 +46,6 @@ const NOSYS: i32 = 52;
 const NOTSUP: i32 = 58;
 const NOTCAPABLE: i32 = 76;
 
-/// Longest line of guest output logged; longer lines are split.
-const MAX_LINE: usize = 4096;
 /// Most bytes one `fd_write` call consumes. Host functions are not
 /// interrupted by the epoch deadline, so a guest must not be able to make one
 /// call copy its whole memory many times over; a larger write is a short
@@ -193,11 +191,8 @@ pub(crate) fn check_imports(module: &Module) -> Vec<String> {
 /// The WASI state of one instance.
 #[derive(Debug)]
 pub(crate) struct Wasi {
-    filter: std::sync::Arc<str>,
-    log: std::sync::Arc<LogLimit>,
     grants: Grants,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    output: GuestOutput,
     rng: fastrand::Rng,
     started: Instant,
 }
@@ -210,66 +205,17 @@ impl Wasi {
         grants: Grants,
     ) -> Self {
         Self {
-            filter,
-            log,
             grants,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
+            output: GuestOutput::new(filter, log),
             rng: fastrand::Rng::new(),
             started: Instant::now(),
-        }
-    }
-
-    /// Takes bytes written to stdout (1) or stderr (2); logs each full line.
-    fn write(&mut self, fd: i32, bytes: &[u8]) {
-        let buffer = if fd == 1 {
-            &mut self.stdout
-        } else {
-            &mut self.stderr
-        };
-        buffer.extend_from_slice(bytes);
-        let mut lines = Vec::new();
-        while let Some(at) = buffer.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=at).collect();
-            lines.push(line);
-        }
-        while buffer.len() >= MAX_LINE {
-            let line: Vec<u8> = buffer.drain(..MAX_LINE).collect();
-            lines.push(line);
-        }
-        for line in lines {
-            self.emit(fd, &line);
         }
     }
 
     /// Logs what is left of a line without its newline (after each call, so
     /// that nothing waits for a newline that never comes).
     pub(crate) fn flush(&mut self) {
-        for fd in [1, 2] {
-            let buffer = if fd == 1 {
-                &mut self.stdout
-            } else {
-                &mut self.stderr
-            };
-            if !buffer.is_empty() {
-                let line = std::mem::take(buffer);
-                self.emit(fd, &line);
-            }
-        }
-    }
-
-    fn emit(&self, fd: i32, line: &[u8]) {
-        let Some(suppressed) = self.log.allow() else {
-            return;
-        };
-        let line = String::from_utf8_lossy(line);
-        let line = line.trim_end_matches(['\n', '\r']);
-        let filter = &*self.filter;
-        if fd == 1 {
-            tracing::info!(filter, stream = "stdout", suppressed, output = %line, "Filter wrote a line.");
-        } else {
-            tracing::warn!(filter, stream = "stderr", suppressed, output = %line, "Filter wrote a line.");
-        }
+        self.output.flush();
     }
 }
 
@@ -446,7 +392,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                 let Some(bytes) = slice(data, ptr, len) else {
                     return FAULT;
                 };
-                state.wasi.write(fd, bytes);
+                state.wasi.output.write(Stream::from_fd(fd), bytes);
                 total += len;
             }
             if put(data, written, &(total as u32).to_le_bytes()) {
@@ -537,7 +483,7 @@ mod tests {
     use wasmtime::{Engine, Extern, Store};
 
     use super::*;
-    use crate::filter::instance::GuestState;
+    use crate::filter::core::GuestState;
 
     /// The table drives import checks; the linker is what guests get. They
     /// must agree on every name and signature.
@@ -568,20 +514,5 @@ mod tests {
             let ty = ext.clone().into_func().unwrap().ty(&store);
             assert!(sig.matches(&ty), "{name}: {} vs {sig}", describe(&ty));
         }
-    }
-
-    #[test]
-    fn output_is_split_into_lines_and_long_lines_are_cut() {
-        let mut wasi = Wasi::new(
-            Arc::from("t"),
-            Arc::new(LogLimit::new(100, 100)),
-            Grants::default(),
-        );
-        wasi.write(1, b"one\ntwo");
-        assert_eq!(wasi.stdout, b"two");
-        wasi.write(1, &[b'x'; MAX_LINE + 10]);
-        assert_eq!(wasi.stdout.len(), 3 + 10);
-        wasi.flush();
-        assert!(wasi.stdout.is_empty());
     }
 }
