@@ -152,15 +152,17 @@ fn bench(args: FilterBenchArgs) -> anyhow::Result<ExitCode> {
 
     let run = |worker: &mut kwex::filter::ChainWorker, time: Duration, samples: &mut Vec<u32>| {
         let mut calls = 0u64;
-        let mut failures = 0u64;
+        let mut failures = std::collections::BTreeMap::<&'static str, u64>::new();
         let started = Instant::now();
         'outer: loop {
             for record in &records {
                 let t = Instant::now();
                 let answer = worker.call(0, &record.body);
                 samples.push(u32::try_from(t.elapsed().as_nanos()).unwrap_or(u32::MAX));
-                if !matches!(answer, Some(Ok(_))) {
-                    failures += 1;
+                match answer {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => *failures.entry(e.kind().as_str()).or_default() += 1,
+                    None => *failures.entry("no filter").or_default() += 1,
                 }
                 calls += 1;
                 if started.elapsed() >= time {
@@ -181,9 +183,15 @@ fn bench(args: FilterBenchArgs) -> anyhow::Result<ExitCode> {
     };
     let per_call = elapsed.as_secs_f64() * 1e6 / calls.max(1) as f64;
     let bytes: usize = records.iter().map(|r| r.body.len()).sum();
+    let failed: u64 = failures.values().sum();
+    let kinds: Vec<String> = failures.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    let failures = match failed {
+        0 => "0 failed calls".to_owned(),
+        n => format!("{n} failed calls ({})", kinds.join(", ")),
+    };
     println!(
         "{name}: {calls} calls in {:.2} s: {:.0} calls/s, {per_call:.2} µs/call (p50 {:.2} µs, p99 {:.2} µs), \
-         {} documents of {} bytes on average, {failures} failed calls",
+         {} documents of {} bytes on average, {failures}",
         elapsed.as_secs_f64(),
         calls as f64 / elapsed.as_secs_f64(),
         pct(0.5),

@@ -8,6 +8,8 @@
 //! replaced instance handles the next document.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should fail the test
 
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -22,31 +24,9 @@ use kwex::telemetry::metrics::read;
 use prometheus::Registry;
 use serde_json::{Value, json};
 
-/// Builds the guests (once per test process) and returns their directory.
-fn guests() -> &'static Path {
-    static OUT: OnceLock<PathBuf> = OnceLock::new();
-    capture_logs();
-    OUT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../filters/test-guests");
-        let output = Command::new(root.join("build.sh"))
-            .output()
-            .expect("cannot run filters/test-guests/build.sh");
-        assert!(
-            output.status.success(),
-            "filters/test-guests/build.sh failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        eprint!("{}", String::from_utf8_lossy(&output.stdout));
-        root.join("out")
-    })
-}
-
 fn guest(name: &str) -> PathBuf {
-    let path = guests().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} was not built", path.display());
-    path
+    capture_logs();
+    util::guests::guest(name)
 }
 
 /// Default settings, with a small pool: tests run in parallel, each engine

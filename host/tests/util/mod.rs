@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a test helper that cannot go on should fail the test
 
+pub mod guests;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
