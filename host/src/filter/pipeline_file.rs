@@ -14,7 +14,7 @@
 //!   limits: { deadline: 5ms, memory: 16MiB }
 //! filters:
 //!   - path: warnings-only.wasm
-//!     config: { keepTypes: [Warning] }     # any YAML value, handed to init as JSON
+//!     config: { keep: { types: [Warning] } }  # any YAML value, handed to init as JSON
 //!   - name: redact                          # in logs and metrics; default: the file name
 //!     path: redact.wasm
 //!     policy: drop
