@@ -1,0 +1,3 @@
+module kwex.dev/filters/polyglot/go
+
+go 1.24
