@@ -358,7 +358,7 @@ fn the_wasi_sandbox_grants_nothing() {
         "bad_fd_errno": 8,       // EBADF: no other descriptor exists
         "environ_errno": 0, "environ": 0, "environ_size": 0,
         "args_errno": 0, "args": 0, "args_size": 0,
-        "clock_errno": 76,       // ENOTCAPABLE: no clock unless granted
+        "clock_errno": 0, "clock_time": 1_000_000_000u64, // standing still unless granted
         "random_errno": 0, "random_nonzero": true,
         "prestat_errno": 8,      // no preopened directory
         "path_open_errno": 8,
@@ -379,6 +379,8 @@ fn the_clock_is_there_when_granted() {
     };
     let report: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(report["clock_errno"], 0);
+    // Nanoseconds since 1970: after 2020 on any machine running this.
+    assert!(report["clock_time"].as_u64().unwrap() > 1_577_836_800_000_000_000);
 }
 
 thread_local! {
@@ -1122,4 +1124,19 @@ fn a_filter_that_never_returns_sends_documents_to_the_dead_letter_index_and_kwex
         }
     }
     assert_eq!((dead, kept), (3, 3));
+}
+
+#[test]
+fn a_filter_that_starts_above_its_watermark_is_refused_with_the_fix() {
+    // Rust guests start with ~1.1 MiB of linear memory: above a 1 MiB
+    // watermark, so every call would replace the instance.
+    let mut spec = FilterSpec::new(engine(), guest("keep_warnings"));
+    spec.limits.memory_bytes = 2 << 20;
+    spec.limits.memory_watermark = 1 << 20;
+    let e = load_error(engine(), vec![spec]);
+    assert!(matches!(e, LoadError::Limits { .. }), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("keep_warnings.wasm"), "{text}");
+    assert!(text.contains("above its 1.0 MiB watermark"), "{text}");
+    assert!(text.contains("give it more memory"), "{text}");
 }

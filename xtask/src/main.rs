@@ -5,9 +5,13 @@
 //! through the scripts in `scripts/`.
 //!
 //! - `demo`: build kwex and replay the example Events to stdout.
-//! - `test`: set up what the tests need and run the whole test suite.
+//! - `test`: set up what the tests need and run the whole test suite, the
+//!   example filters' golden and conformance checks included.
+//! - `filters`: build every example filter (Rust and six other languages)
+//!   and check each with `kwex filter test` (`--no-build`: check only).
 //! - `gen-events`: write realistic generated Events (for benchmarks and examples).
 
+mod filters;
 #[path = "gen.rs"]
 mod generate;
 
@@ -18,7 +22,7 @@ use std::time::Instant;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
-        eprintln!("usage: cargo xtask <demo|test|gen-events> [args…]");
+        eprintln!("usage: cargo xtask <demo|test|filters|gen-events> [args…]");
         return ExitCode::from(2);
     };
     let rest = &args[1..];
@@ -26,8 +30,9 @@ fn main() -> ExitCode {
         "gen-events" => generate::run(rest),
         "demo" => demo(rest),
         "test" => test(rest),
+        "filters" => filters::run_task(rest),
         other => Err(format!(
-            "unknown task {other:?}; tasks: demo, test, gen-events"
+            "unknown task {other:?}; tasks: demo, test, filters, gen-events"
         )),
     };
     match result {
@@ -40,14 +45,14 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root (xtask lives one level below it).
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// Runs a command in the workspace root; an error says which command failed.
-fn run(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     cmd.current_dir(root());
     let shown = format!("{cmd:?}");
     let status = cmd
@@ -61,7 +66,7 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 /// Runs `f` as a named phase and prints how long it took.
-fn phase<T>(name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+pub(crate) fn phase<T>(name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     let start = Instant::now();
     eprintln!("==> {name}");
     let result = f();
@@ -105,6 +110,7 @@ fn demo(extra: &[String]) -> Result<(), String> {
 /// real servers it needs, which it installs (or takes from the cache),
 /// starts, and stops again whatever the outcome.
 fn test(extra: &[String]) -> Result<(), String> {
+    filters::run_task(&[])?;
     let kapi = root().join("scripts/testenv/kube-apiserver.sh");
     phase("kube-apiserver: build or take from cache", || {
         run(Command::new("bash").arg(&kapi).arg("build"))

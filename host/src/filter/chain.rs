@@ -207,10 +207,27 @@ fn load_one(engine: &Engine, spec: FilterSpec, metrics: &Metrics) -> Result<Load
     };
     // Start one instance now, so that a filter that cannot start (or whose
     // init refuses its config) fails the load, not every document.
-    Instance::start(&template).map_err(|failure| LoadError::Start {
+    let first = Instance::start(&template).map_err(|failure| LoadError::Start {
         name: name.to_string(),
         failure,
     })?;
+    // An instance that starts above the watermark would be replaced after
+    // every call (a Python component needs ~14 MiB before its first
+    // document): slow and silent, so refused here with the fix.
+    if first.above_watermark(&template) {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        return Err(LoadError::Limits {
+            name: name.to_string(),
+            reason: format!(
+                "it starts with {:.1} MiB of memory, above its {:.1} MiB watermark (¾ of its \
+                 {:.0} MiB memory limit), so it would be replaced after every call; give it more \
+                 memory (`limits: {{memory: 64MiB}}` in the pipeline file, or --filter-memory)",
+                mib(first.memory_bytes()),
+                mib(template.limits.memory_watermark),
+                mib(template.limits.memory_bytes),
+            ),
+        });
+    }
     Ok(Loaded {
         template,
         policy: spec.policy,

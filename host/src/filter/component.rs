@@ -10,9 +10,9 @@
 //! …) even for a pure function, so WASI 0.2 is linked, from `wasmtime-wasi`,
 //! with nothing granted: no preopened directory, no environment, no
 //! arguments, no sockets or name lookups, an empty stdin, stdout and stderr
-//! into the log with the filter's name, and both clocks frozen at 0 unless
-//! the filter is granted the clock (WASI 0.2 clocks cannot fail, so frozen
-//! is how "no clock" looks). Anything outside those WASI packages
+//! into the log with the filter's name, and both clocks standing still at
+//! one second unless the filter is granted the clock (WASI 0.2 clocks cannot
+//! fail, so standing still is how "no clock" looks). Anything outside those WASI packages
 //! (`wasi:http`, a package of the author's own) refuses the filter at load,
 //! each import named.
 
@@ -255,7 +255,8 @@ fn flush(store: &Store<State>) {
     output.flush();
 }
 
-/// Both WASI clocks when the clock is not granted: always 0.
+/// Both WASI clocks when the clock is not granted: standing still at one
+/// second, as for core modules (`wasi::FROZEN_NANOS`).
 struct Frozen;
 
 impl HostWallClock for Frozen {
@@ -263,7 +264,7 @@ impl HostWallClock for Frozen {
         std::time::Duration::from_secs(1)
     }
     fn now(&self) -> std::time::Duration {
-        std::time::Duration::ZERO
+        std::time::Duration::from_nanos(FROZEN)
     }
 }
 
@@ -272,9 +273,11 @@ impl HostMonotonicClock for Frozen {
         1_000_000_000
     }
     fn now(&self) -> u64 {
-        0
+        FROZEN
     }
 }
+
+const FROZEN: u64 = crate::filter::wasi::FROZEN_NANOS as u64;
 
 /// A guest's stdout or stderr: each write goes to the filter's
 /// [`GuestOutput`], cut into log lines there.

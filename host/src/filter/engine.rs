@@ -145,7 +145,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     /// Real clocks through WASI `clock_time_get` (realtime and monotonic).
-    /// Without it the call fails with `ENOTCAPABLE` (errno 76).
+    /// Without it both clocks read 0 (frozen): nothing leaks, and runtimes
+    /// that read the clock as they start (Go, Rust std) still run.
     pub clock: bool,
 }
 

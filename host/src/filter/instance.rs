@@ -155,11 +155,15 @@ impl Instance {
 
     /// Whether the last call left memory above the watermark.
     pub(crate) fn above_watermark(&self, t: &Template) -> bool {
-        let used = match self {
+        self.memory_bytes() > t.limits.memory_watermark
+    }
+
+    /// The instance's memory now (all its linear memories).
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        match self {
             Instance::Core(i) => i.memory_bytes(),
             Instance::Component(i) => i.memory_bytes(),
-        };
-        used > t.limits.memory_watermark
+        }
     }
 }
 

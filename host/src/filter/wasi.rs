@@ -14,7 +14,7 @@
 //! | `fd_read` on 0 | end of file |
 //! | `fd_fdstat_get`, `fd_fdstat_set_flags` on 0–2 | a character device; flags accepted |
 //! | `args_*`, `environ_*` | empty |
-//! | `clock_time_get`, `clock_res_get` | `ENOTCAPABLE` unless [`Grants::clock`] |
+//! | `clock_time_get`, `clock_res_get` | standing still at 1 s unless [`Grants::clock`] |
 //! | `random_get` | random bytes (not for cryptography) |
 //! | `proc_exit` | ends the call with a trap naming the exit code |
 //! | `sched_yield` | success |
@@ -37,6 +37,10 @@ use crate::filter::log::{GuestOutput, LogLimit, Stream};
 /// The import module name of WASI preview 1.
 pub(crate) const MODULE: &str = "wasi_snapshot_preview1";
 
+/// Both clocks when the clock is not granted: one second, standing still
+/// (`1970-01-01T00:00:01Z` for the wall clock).
+pub(crate) const FROZEN_NANOS: u128 = 1_000_000_000;
+
 // Errno values from the WASI preview 1 witx.
 const SUCCESS: i32 = 0;
 const BADF: i32 = 8;
@@ -44,7 +48,6 @@ const FAULT: i32 = 21;
 const INVAL: i32 = 28;
 const NOSYS: i32 = 52;
 const NOTSUP: i32 = 58;
-const NOTCAPABLE: i32 = 76;
 
 /// Most bytes one `fd_write` call consumes. Host functions are not
 /// interrupted by the epoch deadline, so a guest must not be able to make one
@@ -333,13 +336,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         MODULE,
         "clock_res_get",
         |mut caller: Caller<'_, GuestState>, id: i32, out: i32| -> i32 {
-            if !caller.data().wasi.grants.clock {
-                return NOTCAPABLE;
-            }
             if !(0..=1).contains(&id) {
                 return INVAL;
             }
-            put_out(&mut caller, out, &1u64.to_le_bytes())
+            // A frozen clock reports a resolution of one second.
+            let resolution: u64 = if caller.data().wasi.grants.clock {
+                1
+            } else {
+                1_000_000_000
+            };
+            put_out(&mut caller, out, &resolution.to_le_bytes())
         },
     )?;
     linker.func_wrap(
@@ -347,10 +353,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         "clock_time_get",
         |mut caller: Caller<'_, GuestState>, id: i32, _precision: i64, out: i32| -> i32 {
             let wasi = &caller.data().wasi;
-            if !wasi.grants.clock {
-                return NOTCAPABLE;
-            }
             let nanos = match id {
+                // Not granted: frozen one second after the Unix epoch. An
+                // error makes Go's runtime and Rust's std abort at the first
+                // read, and Go refuses a monotonic clock that reads 0; a
+                // clock that stands still tells the guest nothing.
+                0 | 1 if !wasi.grants.clock => FROZEN_NANOS,
                 0 => SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map(|d| d.as_nanos())

@@ -1,7 +1,7 @@
 //! Calls WASI preview 1 functions directly (declared by hand, so that it
 //! builds for wasm32-unknown-unknown) and replaces the document with what
 //! the sandbox answered, so a test can check that nothing is granted:
-//! no environment, no arguments, no clock, no preopened directory.
+//! no environment, no arguments, a clock frozen at 0, no preopened directory.
 //! It also writes to stdout and stderr (captured into kwex's log), floods
 //! stdout on `hostile-flood` (the log is rate-limited) and calls
 //! `proc_exit(3)` on `hostile-exit`.
@@ -121,7 +121,7 @@ pub extern "C" fn filter(ptr: i32, len: i32) -> i64 {
             "{{\"initialized\":{},\"stdout_errno\":{},\"stderr_errno\":{},\"bad_fd_errno\":{},",
             "\"environ_errno\":{},\"environ\":{},\"environ_size\":{},",
             "\"args_errno\":{},\"args\":{},\"args_size\":{},",
-            "\"clock_errno\":{},\"random_errno\":{},\"random_nonzero\":{},",
+            "\"clock_errno\":{},\"clock_time\":{},\"random_errno\":{},\"random_nonzero\":{},",
             "\"prestat_errno\":{},\"path_open_errno\":{},\"stdin_errno\":{},\"stdin_read\":{}}}"
         ),
         initialized,
@@ -135,6 +135,7 @@ pub extern "C" fn filter(ptr: i32, len: i32) -> i64 {
         args,
         args_size,
         clock_errno,
+        time,
         random_errno,
         random_nonzero,
         prestat_errno,
