@@ -311,27 +311,57 @@ fn container(d: &Deployment) -> &Container {
     &pod.containers[0]
 }
 
-/// `--shutdown-timeout` from the container's args, else kwex's default.
-fn shutdown_timeout(c: &Container) -> Duration {
+/// The value of `--{name}` in the container's args (`--name=value` or
+/// `--name value`, the last one wins), else of its plain variable
+/// `KWEX_{NAME}`; `None` when neither sets it (kwex's default applies).
+fn flag(c: &Container, name: &str) -> Option<String> {
     let args = c.args.clone().unwrap_or_default();
+    let long = format!("--{name}");
     let mut value = None;
     for (i, arg) in args.iter().enumerate() {
-        if let Some(v) = arg.strip_prefix("--shutdown-timeout=") {
+        if let Some(v) = arg.strip_prefix(&format!("{long}=")) {
             value = Some(v.to_owned());
-        } else if arg == "--shutdown-timeout" {
+        } else if *arg == long {
             value = args.get(i + 1).cloned();
         }
     }
+    let var = format!("KWEX_{}", name.to_uppercase().replace('-', "_"));
     let from_env = c
         .env
         .iter()
         .flatten()
-        .find(|e| e.name == "KWEX_SHUTDOWN_TIMEOUT")
+        .find(|e| e.name == var)
         .and_then(|e| e.value.clone());
-    value
-        .or(from_env)
+    value.or(from_env)
+}
+
+/// `--shutdown-timeout` from the container's args, else kwex's default.
+fn shutdown_timeout(c: &Container) -> Duration {
+    flag(c, "shutdown-timeout")
         .map(|v| humantime::parse_duration(&v).unwrap())
         .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT)
+}
+
+/// A Kubernetes quantity of bytes (`1Gi`, `512Mi`, `5G`, `1048576`).
+fn quantity_bytes(q: &str) -> u64 {
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let number: u64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("quantity {q}: not a whole number"));
+    let factor: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        other => panic!("quantity {q}: suffix {other} not handled by this test"),
+    };
+    number * factor
 }
 
 /// Non-root, read-only root filesystem, no privilege escalation, no
@@ -467,7 +497,9 @@ fn assert_locked_down(what: &str, d: &Deployment) {
         );
     }
 
-    // Filters: a ConfigMap mounted as a directory (a subPath mount never sees updates).
+    // Filters: a ConfigMap mounted as a directory (a subPath mount never sees
+    // updates, so kwex's hot reload would never see a new chain), read-only,
+    // and the directory kwex reads the chain from (`--filters`).
     let volumes = pod.volumes.clone().unwrap_or_default();
     let mount = |path: &str| {
         c.volume_mounts
@@ -479,17 +511,253 @@ fn assert_locked_down(what: &str, d: &Deployment) {
     };
     let filters = mount("/etc/kwex/filters");
     assert!(filters.sub_path.is_none(), "{what}: filters with subPath");
-    let volume = volumes.iter().find(|v| v.name == filters.name).unwrap();
     assert!(
-        volume.config_map.is_some(),
-        "{what}: filters from a ConfigMap"
+        filters.sub_path_expr.is_none(),
+        "{what}: filters with subPathExpr"
+    );
+    assert_eq!(
+        filters.read_only,
+        Some(true),
+        "{what}: the filters mount is read-only"
+    );
+    let volume = volumes.iter().find(|v| v.name == filters.name).unwrap();
+    let config_map = volume
+        .config_map
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: filters from a ConfigMap"));
+    assert!(
+        config_map.items.is_none(),
+        "{what}: the filters ConfigMap with `items`: every key must reach the directory"
+    );
+    assert_eq!(
+        flag(c, "filters").as_deref(),
+        Some(filters.mount_path.as_str()),
+        "{what}: --filters must name the ConfigMap's mount"
+    );
+
+    // The compiled-filter cache: an explicit --filter-cache-dir on a writable
+    // volume (the root filesystem is read-only, so kwex's default may not be).
+    let cache = flag(c, "filter-cache-dir").unwrap_or_else(|| {
+        panic!("{what}: no --filter-cache-dir (the root filesystem is read-only)")
+    });
+    assert_ne!(cache, "none", "{what}: the filter cache is off");
+    let holding = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| Path::new(&cache).starts_with(&m.mount_path))
+        .max_by_key(|m| m.mount_path.len())
+        .unwrap_or_else(|| panic!("{what}: --filter-cache-dir={cache} is on no volume"));
+    assert_ne!(
+        holding.read_only,
+        Some(true),
+        "{what}: --filter-cache-dir={cache} is on a read-only mount"
+    );
+    let volume = volumes.iter().find(|v| v.name == holding.name).unwrap();
+    assert!(
+        volume.empty_dir.is_some() || volume.persistent_volume_claim.is_some(),
+        "{what}: the filter cache is on an emptyDir or a PVC"
+    );
+
+    // The spool: on disk, in the spool volume.
+    assert_eq!(
+        flag(c, "spool").as_deref().unwrap_or("disk"),
+        "disk",
+        "{what}: --spool"
     );
     let spool = mount("/var/lib/kwex/spool");
+    assert_eq!(
+        flag(c, "spool-dir")
+            .as_deref()
+            .unwrap_or("/var/lib/kwex/spool"),
+        spool.mount_path,
+        "{what}: --spool-dir must be the spool's mount"
+    );
+    assert_ne!(
+        spool.read_only,
+        Some(true),
+        "{what}: the spool is read-only"
+    );
     let volume = volumes.iter().find(|v| v.name == spool.name).unwrap();
     assert!(
         volume.empty_dir.is_some() || volume.persistent_volume_claim.is_some(),
         "{what}: the spool is an emptyDir or a PVC"
     );
+
+    // An emptyDir without a sizeLimit can fill the node's disk.
+    for v in &volumes {
+        if let Some(e) = &v.empty_dir {
+            assert!(
+                e.size_limit.is_some(),
+                "{what}: emptyDir {} has no sizeLimit",
+                v.name
+            );
+        }
+    }
+}
+
+/// `--spool-max-bytes` (else kwex's default, 1 GiB).
+fn spool_max_bytes(c: &Container) -> u64 {
+    flag(c, "spool-max-bytes").map_or(1 << 30, |v| v.parse().unwrap())
+}
+
+/// The spool's bound is below its volume's size: an emptyDir that overflows
+/// its sizeLimit gets the pod evicted, a full PVC fails writes.
+#[test]
+fn the_spool_fits_its_volume() {
+    for (what, objects) in renderings() {
+        let d = the_deployment(&objects);
+        let c = container(&d);
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/var/lib/kwex/spool")
+            .unwrap();
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap();
+        let size = if let Some(e) = &volume.empty_dir {
+            quantity_bytes(&e.size_limit.as_ref().unwrap().0)
+        } else {
+            let claim = &volume.persistent_volume_claim.as_ref().unwrap().claim_name;
+            let pvc = of_kind(&objects, "PersistentVolumeClaim")
+                .into_iter()
+                .find(|p| p["metadata"]["name"] == claim.as_str())
+                .unwrap_or_else(|| panic!("{what}: no PersistentVolumeClaim {claim}"));
+            quantity_bytes(
+                pvc["spec"]["resources"]["requests"]["storage"]
+                    .as_str()
+                    .unwrap(),
+            )
+        };
+        let bound = spool_max_bytes(c);
+        assert!(
+            bound < size,
+            "{what}: --spool-max-bytes={bound} does not fit the spool volume ({size} bytes)"
+        );
+    }
+}
+
+/// Writes `config_map` as the kubelet mounts it: the keys in a timestamped
+/// directory, `..data` linking to it, and each key a link `name -> ..data/name`.
+fn materialize_config_map(config_map: &Value, dir: &Path) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let cm: ConfigMap = serde_json::from_value(config_map.clone()).unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    let data_dir = dir.join("..2026_01_01_00_00_00.000000001");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let mut names = Vec::new();
+    for (name, text) in cm.data.iter().flatten() {
+        std::fs::write(data_dir.join(name), text).unwrap();
+        names.push(name.clone());
+    }
+    for (name, bytes) in cm.binary_data.iter().flatten() {
+        std::fs::write(data_dir.join(name), &bytes.0).unwrap();
+        names.push(name.clone());
+    }
+    std::os::unix::fs::symlink("..2026_01_01_00_00_00.000000001", dir.join("..data")).unwrap();
+    for name in names {
+        std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(&name)).unwrap();
+    }
+}
+
+/// A scratch directory standing in for each of the Deployment's volumes
+/// (the ConfigMaps of the rendering written as the kubelet mounts them,
+/// empty directories for the rest), and the container's args with every
+/// mounted path moved there.
+fn args_with_stand_in_volumes(what: &str, objects: &[Value], scratch: &Path) -> Vec<String> {
+    let d = the_deployment(objects);
+    let c = container(&d);
+    let pod = d.spec.template.spec.as_ref().unwrap();
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == m.name)
+            .unwrap_or_else(|| panic!("{what}: no volume {}", m.name));
+        let dir = scratch.join(&m.name);
+        if let Some(cm) = &volume.config_map {
+            let object = of_kind(objects, "ConfigMap")
+                .into_iter()
+                .find(|o| o["metadata"]["name"] == cm.name.as_str())
+                .unwrap_or_else(|| panic!("{what}: the ConfigMap {} is not rendered", cm.name));
+            materialize_config_map(object, &dir);
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        mounts.push((m.mount_path.clone(), dir));
+    }
+    // The longest mount path first, so that nested mounts win.
+    mounts.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+    c.args
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|arg| {
+            let Some((name, value)) = arg.split_once('=') else {
+                return arg;
+            };
+            for (path, dir) in &mounts {
+                if let Ok(rest) = Path::new(value).strip_prefix(path) {
+                    let moved = if rest.as_os_str().is_empty() {
+                        dir.clone()
+                    } else {
+                        dir.join(rest)
+                    };
+                    return format!("{name}={}", moved.display());
+                }
+            }
+            arg
+        })
+        .collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kwex-deploy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The filters ConfigMap of each rendering, mounted as the kubelet mounts it,
+/// is a chain kwex loads with the Deployment's filter flags (the base's is
+/// empty: every document goes through), and the compiled-filter cache
+/// directory is usable.
+#[test]
+fn the_rendered_filter_chain_loads() {
+    for (i, (what, objects)) in renderings().into_iter().enumerate() {
+        let dir = scratch(&format!("chain-{i}"));
+        let args = args_with_stand_in_volumes(&what, &objects, &dir);
+        let filter_args: Vec<&String> = args.iter().filter(|a| a.starts_with("--filter")).collect();
+        let out = Kwex::new()
+            .arg("replay")
+            .args(filter_args)
+            .arg(util::examples().join("core-v1.json"))
+            .run();
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", out.stderr_text());
+        let loaded = out
+            .log_lines()
+            .into_iter()
+            .find(|l| l["message"] == "Filter chain loaded.")
+            .unwrap_or_else(|| {
+                panic!("{what}: no \"Filter chain loaded.\": {}", out.stderr_text())
+            });
+        assert_eq!(loaded["filters"], "[]", "{what}: the base's chain is empty");
+        assert_eq!(
+            out.documents().len(),
+            160,
+            "{what}: an empty chain keeps every document"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 #[test]
@@ -504,10 +772,12 @@ fn every_deployment_is_locked_down() {
 /// downward API.
 #[test]
 fn every_deployment_passes_kwex_check() {
-    for (what, objects) in renderings() {
+    for (i, (what, objects)) in renderings().into_iter().enumerate() {
         let d = the_deployment(&objects);
         let c = container(&d);
-        let args = c.args.clone().unwrap();
+        // `kwex check` looks for --filters: the mounted paths point at stand-ins.
+        let dir = scratch(&format!("check-{i}"));
+        let args = args_with_stand_in_volumes(&what, &objects, &dir);
         assert_eq!(args.first().map(String::as_str), Some("run"), "{what}");
         let mut kwex = Kwex::new().arg("check").args(&args[1..]);
         for env in c.env.iter().flatten() {
@@ -531,6 +801,7 @@ fn every_deployment_passes_kwex_check() {
             &args[1..],
             out.stderr_text()
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -620,19 +891,6 @@ fn the_helm_chart_has_the_same_alerts_as_the_kustomize_component() {
     }
 }
 
-/// Metric names the dashboards and alerts use before their code has landed
-/// (the spool, issue 7, and the filter runtime, issue 3): these may be absent
-/// from host/src; every other name must be there.
-const PENDING_METRICS: &[&str] = &[
-    "kwex_spool_depth_documents",
-    "kwex_spool_depth_bytes",
-    "kwex_spool_oldest_unacknowledged_age_seconds",
-    "kwex_spool_dropped_documents_total",
-    "kwex_filter_errors_total",
-    "kwex_filter_calls_total",
-    "kwex_filter_call_duration_seconds",
-];
-
 fn metric_names(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut rest = text;
@@ -661,8 +919,9 @@ fn rust_sources(dir: &Path, out: &mut String) {
     }
 }
 
-/// Every metric of the Grafana dashboard and the alerts is one kwex exports
-/// (a renamed metric would leave a panel or an alert silently empty).
+/// Every metric of the Grafana dashboard, the alerts, the chart's notes and
+/// docs/operating.md is one kwex exports (a renamed metric would leave a
+/// panel or an alert silently empty).
 #[test]
 fn the_dashboards_and_alerts_use_metrics_kwex_exports() {
     let mut sources = String::new();
@@ -674,20 +933,21 @@ fn the_dashboards_and_alerts_use_metrics_kwex_exports() {
     let mut used = metric_names(
         &std::fs::read_to_string(deploy_dir().join("dashboards/grafana-kwex.json")).unwrap(),
     );
-    used.extend(metric_names(
-        &std::fs::read_to_string(kustomize_dir().join("components/prometheus/prometheusrule.yaml"))
-            .unwrap(),
-    ));
+    for file in [
+        kustomize_dir().join("components/prometheus/prometheusrule.yaml"),
+        deploy_dir().join("helm/kwex/files/prometheus-rules.yaml"),
+        deploy_dir().join("helm/kwex/templates/NOTES.txt"),
+        deploy_dir().join("../docs/operating.md"),
+    ] {
+        used.extend(metric_names(&std::fs::read_to_string(file).unwrap()));
+    }
     let mut unknown = Vec::new();
     for name in &used {
         let base = ["_bucket", "_sum", "_count"]
             .iter()
-            .find_map(|s| {
-                name.strip_suffix(s)
-                    .filter(|b| exported(b) || PENDING_METRICS.contains(b))
-            })
+            .find_map(|s| name.strip_suffix(s).filter(|b| exported(b)))
             .unwrap_or(name);
-        if !exported(base) && !PENDING_METRICS.contains(&base) {
+        if !exported(base) {
             unknown.push(name.clone());
         }
     }

@@ -45,6 +45,41 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-filters" (include "kwex.fullname" .)) .Values.filters.existingConfigMap }}
 {{- end }}
 
+{{/* Where the chart mounts the filters, the spool and the compiled-filter cache. */}}
+{{- define "kwex.filtersDir" -}}/etc/kwex/filters{{- end }}
+{{- define "kwex.spoolDir" -}}/var/lib/kwex/spool{{- end }}
+{{- define "kwex.filterCacheDir" -}}/var/lib/kwex/filter-cache{{- end }}
+
+{{/*
+The chart's pipeline file, as text: filters.pipeline (a map, or YAML text), else
+the chart's filters/pipeline.yaml, else nothing.
+*/}}
+{{- define "kwex.pipelineFile" -}}
+{{- $fromValues := .Values.filters.pipeline }}
+{{- $fromFile := .Files.Get "filters/pipeline.yaml" }}
+{{- if and $fromValues $fromFile }}
+{{- fail "filters.pipeline and the chart's filters/pipeline.yaml are both set: keep one" }}
+{{- end }}
+{{- if kindIs "string" $fromValues }}
+{{- $fromValues }}
+{{- else if $fromValues }}
+{{- toYaml $fromValues }}
+{{- else }}
+{{- $fromFile }}
+{{- end }}
+{{- end }}
+
+{{/* --spool-max-bytes: the value, else a bound below the default volume's size. */}}
+{{- define "kwex.spoolMaxBytes" -}}
+{{- if not (kindIs "invalid" .Values.spool.maxBytes) }}
+{{- .Values.spool.maxBytes | int64 }}
+{{- else if .Values.spool.persistence.enabled }}
+{{- 4294967296 }}
+{{- else }}
+{{- 805306368 }}
+{{- end }}
+{{- end }}
+
 {{- define "kwex.spoolClaim" -}}
 {{- default (printf "%s-spool" (include "kwex.fullname" .)) .Values.spool.persistence.existingClaim }}
 {{- end }}
@@ -89,7 +124,23 @@ are true, then extraArgs. Numbers arrive from YAML as floats: print them as inte
   (list "channel-capacity" $v.channelCapacity)
   (list "log-level" $v.logLevel)
   (list "log-format" $v.logFormat)
+  (list "spool" $v.spool.kind)
+  (list "spool-dir" (include "kwex.spoolDir" .))
+  (list "spool-max-bytes" (include "kwex.spoolMaxBytes" .))
+  (list "spool-full" $v.spool.full)
 }}
+{{- if $v.filters.enabled }}
+{{- $flags = concat $flags (list
+  (list "filters" (include "kwex.filtersDir" .))
+  (list "filter-cache-dir" (ternary (include "kwex.filterCacheDir" .) "none" (not (not $v.filters.cache.enabled))))
+  (list "filter-reload-interval" $v.filters.reloadInterval)
+  (list "filter-workers" $v.filters.workers)
+  (list "filter-deadline" $v.filters.deadline)
+  (list "filter-memory" $v.filters.memory)
+  (list "filter-fuel" $v.filters.fuel)
+  (list "filter-failure-policy" $v.filters.failurePolicy)
+  (list "filter-dead-letter-index" $v.filters.deadLetterIndex)) }}
+{{- end }}
 {{- if $v.leaderElection.enabled }}
 {{- $flags = concat $flags (list
   (list "leader-elect-lease-name" (default (include "kwex.fullname" .) $v.leaderElection.leaseName))
