@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+pub mod stores;
+
 /// The raw JSON of every Event in `examples/events/core-v1.json`, one per element.
 pub fn example_events() -> Vec<Vec<u8>> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/events/core-v1.json");

@@ -4,7 +4,10 @@
 //! search server's indexing cost.
 //!
 //! `discard-bulk [ADDRESS]` (default 127.0.0.1:19250). `GET /` answers like
-//! OpenSearch; `GET /_stats/discard` returns the documents and requests seen.
+//! OpenSearch; `GET /_stats/discard` returns the documents and requests seen
+//! and the latency of the documents from read to acknowledgement: now minus
+//! each document's `kwex.observedAt` (when kwex read the Event), as p50, p99
+//! and max in milliseconds.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -20,6 +23,21 @@ use axum::routing::{get, post};
 struct Seen {
     documents: AtomicU64,
     requests: AtomicU64,
+    /// Read-to-acknowledgement latency of every document, in µs.
+    latencies: std::sync::Mutex<Vec<u32>>,
+}
+
+/// The one field of a Document read here.
+#[derive(serde::Deserialize)]
+struct Observed<'a> {
+    #[serde(borrow)]
+    kwex: Option<ObservedAt<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ObservedAt<'a> {
+    #[serde(rename = "observedAt")]
+    observed_at: Option<&'a str>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -45,10 +63,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn stats(State(seen): State<Arc<Seen>>) -> String {
+    let mut latencies = seen.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    latencies.sort_unstable();
+    let at = |p: f64| -> f64 {
+        let i = ((latencies.len().saturating_sub(1)) as f64 * p).round() as usize;
+        f64::from(latencies.get(i).copied().unwrap_or(0)) / 1000.0
+    };
     format!(
-        "{{\"documents\":{},\"requests\":{}}}",
+        "{{\"documents\":{},\"requests\":{},\"latency_ms\":{{\"p50\":{:.1},\"p99\":{:.1},\"max\":{:.1}}}}}",
         seen.documents.load(Ordering::Relaxed),
-        seen.requests.load(Ordering::Relaxed)
+        seen.requests.load(Ordering::Relaxed),
+        at(0.5),
+        at(0.99),
+        at(1.0),
     )
 }
 
@@ -75,6 +102,8 @@ async fn bulk(
     let mut items = String::with_capacity(text.len() / 8);
     let mut lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty());
     let mut n = 0u64;
+    let now = chrono::Utc::now();
+    let mut latencies = Vec::new();
     while let Some(action) = lines.next() {
         let Ok(action) = serde_json::from_slice::<serde_json::Value>(action) else {
             return (
@@ -88,11 +117,20 @@ async fn bulk(
                 r#"{"error":"action without document"}"#.into(),
             );
         };
-        if serde_json::from_slice::<serde::de::IgnoredAny>(document).is_err() {
+        let Ok(observed) = serde_json::from_slice::<Observed<'_>>(document) else {
             return (
                 StatusCode::BAD_REQUEST,
                 r#"{"error":"bad document"}"#.into(),
             );
+        };
+        if let Some(at) = observed
+            .kwex
+            .and_then(|k| k.observed_at)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            let micros = (now - at.with_timezone(&chrono::Utc)).num_microseconds();
+            latencies
+                .push(micros.map_or(u32::MAX, |m| u32::try_from(m.max(0)).unwrap_or(u32::MAX)));
         }
         let (op, meta) = action
             .as_object()
@@ -110,6 +148,9 @@ async fn bulk(
             r#"{{"{op}":{{"_index":{index},"_id":{id},"status":201,"result":"created"}}}}"#
         ));
         n += 1;
+    }
+    if let Ok(mut all) = seen.latencies.lock() {
+        all.extend(latencies);
     }
     seen.documents.fetch_add(n, Ordering::Relaxed);
     seen.requests.fetch_add(1, Ordering::Relaxed);

@@ -159,6 +159,7 @@ impl State {
 
     fn publish_gauges(&mut self, metrics: &Metrics) {
         metrics.set_depth(self.depth, self.depth_bytes);
+        metrics.set_stored(self.used);
         let oldest = self.oldest_unacked();
         metrics
             .oldest_age_seconds
@@ -204,13 +205,19 @@ impl State {
         n
     }
 
-    /// Removes the oldest segment, counting its unacknowledged records as
-    /// dropped because the spool is full; returns its path's sequence number.
+    /// Removes the oldest segment because the spool is full, counting as
+    /// dropped its records not yet handed to the sink; returns its path's
+    /// sequence number.
+    ///
+    /// Records of the segment already handed out stay in flight: the sink
+    /// delivers them and their acknowledgements count as usual (so
+    /// delivered + dropped is the input). Their file is gone, though: if
+    /// kwex stops before the sink confirms them, they are not sent again.
     fn drop_oldest(&mut self, metrics: &Metrics) -> Option<Seq> {
         if self.segments.len() < 2 {
             return None;
         }
-        let dropped = self.forget(0, false);
+        let dropped = self.forget(0, true);
         let seg = self.segments.pop_front()?;
         self.used = self.used.saturating_sub(seg.len);
         if let Some(front) = self.segments.front() {
@@ -223,6 +230,7 @@ impl State {
         if dropped > 0 {
             self.drop_log.dropped(dropped);
         }
+        self.publish_gauges(metrics);
         Some(seg.first)
     }
 }
@@ -438,8 +446,13 @@ impl Disk {
                 if st.closed {
                     return Err(Error::Closed);
                 }
-                let fits = core.full == FullPolicy::DropOldest
-                    || st.used + st.reserved + bytes <= core.max_bytes;
+                // Drop-oldest makes room by dropping old segments, but what
+                // is being appended at once must fit the spool by itself,
+                // or the bound would be passed.
+                let fits = match core.full {
+                    FullPolicy::DropOldest => st.reserved + bytes <= core.max_bytes,
+                    FullPolicy::Block => st.used + st.reserved + bytes <= core.max_bytes,
+                };
                 if fits {
                     st.reserved += bytes;
                     st.appending += 1;
@@ -773,6 +786,9 @@ impl Writer {
                 self.commit();
                 self.maintain();
             }
+            // Drops not logged yet (the log is rate-limited) are logged
+            // within a tick, and all of them before the spool closes.
+            lock(&self.core.state).drop_log.flush(shutdown);
             if shutdown {
                 self.finish();
                 return;
@@ -1222,6 +1238,10 @@ impl Writer {
             if let Some(front) = st.segments.front() {
                 let floor = front.first;
                 st.acked.insert(0, floor);
+            }
+            if !deleted.is_empty() {
+                let metrics = self.core.metrics.clone();
+                st.publish_gauges(&metrics);
             }
             let roll = st.segments.back().is_some_and(|s| {
                 s.next > s.first && (st.roll_requested || (st.room_waiters > 0 && s.unacked == 0))

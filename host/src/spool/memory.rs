@@ -74,22 +74,19 @@ impl State {
 
     fn publish(&mut self, metrics: &Metrics) {
         metrics.set_depth(self.depth(), self.used);
+        metrics.set_stored(self.used);
         let oldest = self.oldest();
         metrics
             .oldest_age_seconds
             .set(self.ages.age_seconds(oldest, now_ms()));
     }
 
-    /// Drops the oldest unacknowledged record, handed out or not.
+    /// Drops the oldest record not yet handed to the sink. Records with the
+    /// sink are not dropped (it delivers them; counting them as dropped would
+    /// count them twice): with none waiting, an append waits for
+    /// acknowledgements instead.
     fn drop_oldest(&mut self) -> bool {
-        let waiting = self.pending.front().map(|p| p.0);
-        let flying = self.in_flight.keys().next().copied();
-        let bytes = match (waiting, flying) {
-            (Some(w), Some(f)) if f < w => self.in_flight.remove(&f),
-            (Some(_), _) => self.pending.pop_front().map(|p| p.2),
-            (None, Some(f)) => self.in_flight.remove(&f),
-            (None, None) => None,
-        };
+        let bytes = self.pending.pop_front().map(|p| p.2);
         match bytes {
             Some(b) => {
                 self.used = self.used.saturating_sub(b);
@@ -223,7 +220,10 @@ impl Memory {
     }
 
     pub fn close(&self) {
-        lock(&self.state).closed = true;
+        let mut st = lock(&self.state);
+        st.closed = true;
+        st.drop_log.flush(true);
+        drop(st);
         self.readable.notify_waiters();
         self.room.notify_waiters();
     }
@@ -314,12 +314,12 @@ mod tests {
         let out = take(&spool, 3).await;
         assert_eq!(
             out.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            vec![2, 3, 4],
-            "0 (in flight) and 1 were the oldest"
+            vec![3, 4, 5],
+            "1 and 2 were the oldest waiting; 0 stays with the sink"
         );
-        // A late ack of a dropped record changes nothing.
+        // The record in flight is delivered and acknowledged as usual.
         spool.ack(&[0]);
-        assert_eq!(spool.depth().0, 4);
+        assert_eq!(spool.depth().0, 3);
     }
 
     #[tokio::test]

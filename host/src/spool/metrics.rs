@@ -15,6 +15,8 @@ pub struct Metrics {
     pub depth_documents: IntGauge,
     /// Bytes of those documents (as framed on disk).
     pub depth_bytes: IntGauge,
+    /// `kwex_spool_stored_bytes`.
+    pub stored_bytes: IntGauge,
     /// Seconds since the oldest unacknowledged document was appended (0 when
     /// empty). Alert on it: it grows while the search cluster is unreachable.
     pub oldest_age_seconds: IntGauge,
@@ -60,6 +62,11 @@ impl Metrics {
                 registry,
                 "kwex_spool_depth_bytes",
                 "Bytes of the unacknowledged documents, as framed on disk.",
+            )?,
+            stored_bytes: metrics::gauge(
+                registry,
+                "kwex_spool_stored_bytes",
+                "Bytes the spool holds (segment files on disk; records in memory), the figure --spool-max-bytes bounds. Documents the sink is still sending may outlive a segment dropped by --spool-full=drop-oldest: they count in the depth, not here.",
             )?,
             oldest_age_seconds: metrics::gauge(
                 registry,
@@ -110,6 +117,12 @@ impl Metrics {
     }
 
     /// Publishes the depth.
+    /// Records the bytes the spool holds.
+    pub(crate) fn set_stored(&self, bytes: u64) {
+        self.stored_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
     pub(crate) fn set_depth(&self, documents: u64, bytes: u64) {
         self.depth_documents
             .set(i64::try_from(documents).unwrap_or(i64::MAX));

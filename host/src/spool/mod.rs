@@ -426,11 +426,18 @@ struct DropLog {
 impl DropLog {
     fn dropped(&mut self, n: u64) {
         self.unlogged += n;
+        self.flush(false);
+    }
+
+    /// Logs the drops not logged yet: at most once a second, or now when
+    /// `force` (at shutdown).
+    fn flush(&mut self, force: bool) {
         let now = Instant::now();
         if self.unlogged > 0
-            && self
-                .last
-                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            && (force
+                || self
+                    .last
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)))
         {
             tracing::warn!(
                 dropped = self.unlogged,
