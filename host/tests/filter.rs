@@ -1019,6 +1019,9 @@ fn replay_with_filters(dir: &Path, extra: &[&str]) -> std::process::Output {
             "json",
             "--format",
             "bulk",
+            // Wall-clock deadline on a shared test machine: generous.
+            "--filter-deadline",
+            "2s",
             "--filters",
         ])
         .arg(dir)

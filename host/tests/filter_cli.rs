@@ -23,6 +23,10 @@ fn lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
+// Every run here gives filters a 2 s deadline: the default 5 ms is wall-clock
+// time, and these tests run in parallel on two shared cores, where an honest
+// call descheduled for a few ms would time out now and then.
+
 fn events() -> PathBuf {
     examples().join("core-v1.json")
 }
@@ -30,13 +34,13 @@ fn events() -> PathBuf {
 #[test]
 fn filter_test_prints_one_line_per_document_for_both_abis_alike() {
     let core = Kwex::new()
-        .args(["filter", "test"])
+        .args(["filter", "test", "--filter-deadline", "2s"])
         .arg(guest("keep_warnings"))
         .arg(events())
         .run();
     assert!(core.status.success(), "{}", core.stderr_text());
     let component = Kwex::new()
-        .args(["filter", "test"])
+        .args(["filter", "test", "--filter-deadline", "2s"])
         .arg(guest("component"))
         .arg(events())
         .run();
@@ -55,7 +59,7 @@ fn filter_test_prints_one_line_per_document_for_both_abis_alike() {
 fn filter_test_compares_with_a_golden_file() {
     let dir = scratch("golden");
     let first = Kwex::new()
-        .args(["filter", "test"])
+        .args(["filter", "test", "--filter-deadline", "2s"])
         .arg(guest("route"))
         .arg(events())
         .args(["--config", r#"{"index": "kwex-routed", "tag": "BackOff"}"#])
@@ -70,7 +74,7 @@ fn filter_test_compares_with_a_golden_file() {
     assert!(routed > 0, "{}", first.stdout_text());
 
     let again = Kwex::new()
-        .args(["filter", "test"])
+        .args(["filter", "test", "--filter-deadline", "2s"])
         .arg(guest("route"))
         .arg(events())
         .args(["--config", r#"{"index": "kwex-routed", "tag": "BackOff"}"#])
@@ -90,7 +94,7 @@ fn filter_test_compares_with_a_golden_file() {
     let text: String = edited.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&golden, text).unwrap();
     let wrong = Kwex::new()
-        .args(["filter", "test"])
+        .args(["filter", "test", "--filter-deadline", "2s"])
         .arg(guest("route"))
         .arg(events())
         .args(["--config", r#"{"index": "kwex-routed", "tag": "BackOff"}"#])
@@ -107,7 +111,7 @@ fn filter_test_compares_with_a_golden_file() {
 #[test]
 fn a_config_that_init_rejects_is_a_clear_error() {
     let out = Kwex::new()
-        .args(["filter", "test"])
+        .args(["filter", "test", "--filter-deadline", "2s"])
         .arg(guest("component"))
         .arg(events())
         .args(["--config", r#"{"reject": true}"#])
@@ -124,7 +128,7 @@ fn a_config_that_init_rejects_is_a_clear_error() {
 #[test]
 fn conformance_passes_for_an_honest_filter_and_fails_for_one_that_cannot_finish() {
     let ok = Kwex::new()
-        .args(["filter", "test", "--conformance"])
+        .args(["filter", "test", "--conformance", "--filter-deadline", "2s"])
         .arg(guest("keep_warnings"))
         .arg(events())
         .run();
@@ -278,7 +282,15 @@ fn replay_runs_a_pipeline_file_with_per_filter_config() {
         "lastTimestamp": "2026-11-25T10:00:00Z"
     });
     let out = Kwex::new()
-        .args(["replay", "-", "--format", "bulk", "--filters"])
+        .args([
+            "replay",
+            "-",
+            "--format",
+            "bulk",
+            "--filter-deadline",
+            "2s",
+            "--filters",
+        ])
         .arg(&dir)
         .stdin(format!("{event}\n{normal}\n").into_bytes())
         .run();
