@@ -45,6 +45,15 @@ pub fn run_task(extra: &[String]) -> Result<(), String> {
         phase("build the Rust example filters (filters/build.sh)", || {
             run(Command::new("bash").arg("filters/build.sh"))
         })?;
+        phase("unit tests of the Rust example filters (native)", || {
+            run(Command::new("cargo").args([
+                "test",
+                "--quiet",
+                "--manifest-path",
+                "filters/Cargo.toml",
+                "--workspace",
+            ]))
+        })?;
         phase(
             "build the polyglot filters: C, Zig, AssemblyScript, Go, Python, JavaScript",
             || run(Command::new("bash").arg("filters/polyglot/build.sh")),
