@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
-use serde_json::Value;
 use util::fault_proxy::{Fault, FaultProxy};
 use util::search::{count, servers};
 use util::{Kwex, free_port, wait_for_metric};
@@ -17,44 +16,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 /// `n` generated Events as NDJSON, and their ids in input order.
 fn generated(n: usize, seed: u64) -> (Vec<u8>, Vec<String>) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = std::process::Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "xtask",
-            "--",
-            "gen-events",
-            "--count",
-            &n.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .output()
-        .expect("run the generator");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ids = Kwex::new()
-        .args(["replay", "--format", "bulk", "-"])
-        .stdin(out.stdout.clone())
-        .run();
-    let ids = ids
-        .stdout_text()
-        .lines()
-        .step_by(2)
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["create"]["_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    (out.stdout, ids)
+    util::generated_events(n, seed)
 }
 
 fn spool_dir(name: &str) -> std::path::PathBuf {

@@ -18,7 +18,6 @@ use std::process::ChildStdin;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use util::fault_proxy::{Fault, FaultProxy};
 use util::search::{count, search_all, servers};
 use util::{Kwex, Running, free_port, log_lines, wait_for_metric};
@@ -34,35 +33,10 @@ const DROP_WARNING: &str = "the spool is full: dropped the oldest unacknowledged
 
 /// `n` generated Events as NDJSON, and their distinct ids.
 fn generated(n: usize, seed: u64) -> (Vec<u8>, BTreeSet<String>) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = std::process::Command::new(env!("CARGO"))
-        .current_dir(&root)
-        .args(["run", "--quiet", "-p", "xtask", "--", "gen-events"])
-        .args(["--count", &n.to_string(), "--seed", &seed.to_string()])
-        .output()
-        .expect("run the generator");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bulk = Kwex::new()
-        .args(["replay", "--format", "bulk", "-"])
-        .stdin(out.stdout.clone())
-        .run();
-    let ids: BTreeSet<String> = bulk
-        .stdout_text()
-        .lines()
-        .step_by(2)
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["create"]["_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let (input, ids) = util::generated_events(n, seed);
+    let ids: BTreeSet<String> = ids.into_iter().collect();
     assert_eq!(ids.len(), n, "the generator gives every Event its own id");
-    (out.stdout, ids)
+    (input, ids)
 }
 
 fn spool_dir(name: &str) -> std::path::PathBuf {

@@ -322,3 +322,36 @@ pub fn ndjson_example(name: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
         .collect();
     (input, records)
 }
+
+/// `n` generated Events as NDJSON (`cargo xtask gen-events`), and their
+/// document ids in input order (as `kwex replay --format bulk` gives them).
+pub fn generated_events(n: usize, seed: u64) -> (Vec<u8>, Vec<String>) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["run", "--quiet", "-p", "xtask", "--", "gen-events"])
+        .args(["--count", &n.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .expect("run the generator");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bulk = Kwex::new()
+        .args(["replay", "--format", "bulk", "-"])
+        .stdin(out.stdout.clone())
+        .run();
+    let ids = bulk
+        .stdout_text()
+        .lines()
+        .step_by(2)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["create"]["_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    (out.stdout, ids)
+}
