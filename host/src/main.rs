@@ -203,6 +203,8 @@ fn load_filters(
     let engine = engine(cfg.engine.clone())?;
     let metrics = kwex::filter::Metrics::register(registry)?;
     let started = std::time::Instant::now();
+    // Before reading: a change made while the chain loads is then reloaded.
+    let baseline = kwex::filter::Snapshot::take(&cfg.source);
     let specs = cfg.source.specs(&engine)?;
     let chain = kwex::filter::Chain::from_specs(&engine, specs, &metrics)?;
     metrics.set_chain_len(chain.names().count());
@@ -219,6 +221,7 @@ fn load_filters(
             live: live.clone(),
             metrics,
             interval,
+            baseline,
         }
         .spawn(stop.clone())
         .context("cannot start the filter reload thread")?;

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use kwex::document::Record;
 use kwex::filter::{
     Chain, ChainSource, Engine, FilterSpec, LiveChain, Metrics, Outcome, Reloader, Settings,
+    Snapshot,
 };
 use kwex::telemetry::metrics::read;
 use prometheus::Registry;
@@ -197,30 +198,35 @@ fn a_configmap_update_is_reloaded_and_a_broken_one_keeps_the_old_chain() {
 
     let mut cm = ConfigMapDir::new("configmap");
     cm.publish(&[("10-keep.wasm", keep.clone())]);
+    let source = ChainSource::at(&cm.root);
+    let baseline = Snapshot::take(&source);
     let live = LiveChain::new(Chain::load(&engine, &cm.root, &metrics).unwrap());
     let names =
         |live: &LiveChain| -> Vec<String> { live.current().names().map(str::to_owned).collect() };
     assert_eq!(names(&live), ["10-keep.wasm"]);
-    let stop = CancellationToken::new();
-    let _stop = stop.clone().drop_guard();
-    let thread = Reloader {
-        engine: engine.clone(),
-        source: ChainSource::at(&cm.root),
-        live: live.clone(),
-        metrics: metrics.clone(),
-        interval: Duration::from_millis(50),
-    }
-    .spawn(stop.clone())
-    .unwrap();
-
     // A worker that runs throughout, moving to each new chain.
     let mut worker = live.worker();
     assert!(matches!(worker.apply(record(0)), Outcome::Keep(_)));
 
+    // The update lands after the chain was read but before the reload
+    // thread looks: the baseline taken before loading must catch it.
     cm.publish(&[
         ("10-keep.wasm", keep.clone()),
         ("20-counter.wasm", counter.clone()),
     ]);
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let thread = Reloader {
+        engine: engine.clone(),
+        source,
+        live: live.clone(),
+        metrics: metrics.clone(),
+        interval: Duration::from_millis(50),
+        baseline,
+    }
+    .spawn(stop.clone())
+    .unwrap();
+
     wait_for("the new chain", Duration::from_secs(30), || {
         live.generation() == 1
     });

@@ -62,4 +62,4 @@ pub use error::{ErrorKind, Failure, FilterError, LoadError};
 pub use instance::Verdict;
 pub use metrics::Metrics;
 pub use pipeline_file::ChainSource;
-pub use reload::{LiveChain, LiveWorker, Reloader};
+pub use reload::{LiveChain, LiveWorker, Reloader, Snapshot};

@@ -115,6 +115,21 @@ pub struct Reloader {
     pub metrics: Metrics,
     /// How often the directory is looked at.
     pub interval: Duration,
+    /// What the directory looked like when the running chain was read from
+    /// it ([`Snapshot::take`] before loading): a change made while the chain
+    /// loaded, or before this thread starts, is then not missed.
+    pub baseline: Snapshot,
+}
+
+/// What the filter directory looks like, to tell later that it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot(Fingerprint);
+
+impl Snapshot {
+    /// Looks at the directory (and the pipeline file) of `source` now.
+    pub fn take(source: &ChainSource) -> Snapshot {
+        Snapshot(fingerprint(source.dir(), source))
+    }
 }
 
 impl Reloader {
@@ -127,7 +142,7 @@ impl Reloader {
 
     fn run(self, stop: &CancellationToken) {
         let dir = self.source.dir().to_owned();
-        let mut loaded = fingerprint(&dir, &self.source);
+        let mut loaded = self.baseline.0.clone();
         let mut pending: Option<Fingerprint> = None;
         while !sleep(self.interval, stop) {
             let now = fingerprint(&dir, &self.source);
