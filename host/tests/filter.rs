@@ -1002,7 +1002,8 @@ fn reused_call_cost_of_keep_warnings() {
 
 /// A directory holding copies of the named guests, in this order.
 fn filter_dir(names: &[&str]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kwex-filter-dir-{:08x}", fastrand::u32(..)));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kwex-filter-dir-{:08x}", fastrand::u32(..)));
     std::fs::create_dir_all(&dir).unwrap();
     for (i, name) in names.iter().enumerate() {
         std::fs::copy(guest(name), dir.join(format!("{i:02}-{name}.wasm"))).unwrap();
@@ -1069,7 +1070,8 @@ fn replay_runs_documents_through_the_filter_directory() {
 #[test]
 fn a_filter_that_never_returns_sends_documents_to_the_dead_letter_index_and_kwex_goes_on() {
     // The guest loops forever on documents that mention "hostile".
-    let input = std::env::temp_dir().join(format!("kwex-hostile-{:08x}.ndjson", fastrand::u32(..)));
+    let input = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kwex-hostile-{:08x}.ndjson", fastrand::u32(..)));
     let events: Vec<String> = (0..6)
         .map(|i| {
             let message = if i % 2 == 0 { "a hostile message" } else { "a friendly message" };

@@ -278,7 +278,8 @@ async fn a_user_without_rbac_gets_an_error_naming_the_permission() {
 async fn bad_kubeconfigs_fail_clearly() {
     let cluster = cluster();
     let original = std::fs::read_to_string(&cluster.kubeconfig).unwrap();
-    let dir = std::env::temp_dir().join(format!("kwex-bad-kubeconfig-{:08x}", fastrand::u32(..)));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kwex-bad-kubeconfig-{:08x}", fastrand::u32(..)));
     std::fs::create_dir_all(&dir).unwrap();
 
     let nowhere = dir.join("nowhere");
@@ -340,7 +341,8 @@ fn stopped_because(out: &util::Output) -> String {
 
 /// A CA certificate that did not sign the test server's certificate.
 fn base64_of_other_ca() -> String {
-    let dir = std::env::temp_dir().join(format!("kwex-other-ca-{:08x}", fastrand::u32(..)));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kwex-other-ca-{:08x}", fastrand::u32(..)));
     std::fs::create_dir_all(&dir).unwrap();
     let status = std::process::Command::new("openssl")
         .args([

@@ -122,7 +122,8 @@ async fn a_mapping_error_dead_letters_that_item_alone() {
             "{server}: {}",
             created.text().await.unwrap()
         );
-        let input = std::env::temp_dir().join(format!("{prefix}.ndjson"));
+        let input =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{prefix}.ndjson"));
         let events: Vec<String> = (0..5)
             .map(|i| {
                 let build = if i == 2 { json!("not-a-number") } else { json!(i.to_string()) };

@@ -121,7 +121,8 @@ fn insecure_skip_verify_skips_the_check_and_says_so() {
 
 /// A client certificate for user `admin` in group `system:masters`, signed by the test CA.
 fn client_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let work = std::env::temp_dir().join(format!("kwex-client-cert-{:08x}", fastrand::u32(..)));
+    let work = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kwex-client-cert-{:08x}", fastrand::u32(..)));
     std::fs::create_dir_all(&work).unwrap();
     let (key, csr, cert) = (
         work.join("client.key"),

@@ -40,7 +40,8 @@ fn generated(n: usize, seed: u64) -> (Vec<u8>, BTreeSet<String>) {
 }
 
 fn spool_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kwex-spool-{name}-{:08x}", fastrand::u32(..)));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kwex-spool-{name}-{:08x}", fastrand::u32(..)));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

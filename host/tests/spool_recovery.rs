@@ -93,7 +93,8 @@ fn spool_child_writer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_any_moment_loses_no_record_whose_append_returned() {
-    let dir = std::env::temp_dir().join(format!("kwex-spool-kill9-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("kwex-spool-kill9-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut appended: HashSet<String> = HashSet::new();
     // Kept apart: a record can be handed out and acknowledged before its
