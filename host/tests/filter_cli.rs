@@ -27,23 +27,24 @@ fn lines(text: &str) -> Vec<Value> {
 // time, and these tests run in parallel on two shared cores, where an honest
 // call descheduled for a few ms would time out now and then.
 
+/// `kwex filter test` of the test guest `name` over the example Events, with
+/// a 2 s deadline.
+fn filter_test(name: &str) -> Kwex {
+    Kwex::new()
+        .args(["filter", "test", "--filter-deadline", "2s"])
+        .arg(guest(name))
+        .arg(events())
+}
+
 fn events() -> PathBuf {
     examples().join("core-v1.json")
 }
 
 #[test]
 fn filter_test_prints_one_line_per_document_for_both_abis_alike() {
-    let core = Kwex::new()
-        .args(["filter", "test", "--filter-deadline", "2s"])
-        .arg(guest("keep_warnings"))
-        .arg(events())
-        .run();
+    let core = filter_test("keep_warnings").run();
     assert!(core.status.success(), "{}", core.stderr_text());
-    let component = Kwex::new()
-        .args(["filter", "test", "--filter-deadline", "2s"])
-        .arg(guest("component"))
-        .arg(events())
-        .run();
+    let component = filter_test("component").run();
     assert!(component.status.success(), "{}", component.stderr_text());
     let (core, component) = (lines(&core.stdout_text()), lines(&component.stdout_text()));
     assert_eq!(core.len(), 160);
@@ -57,13 +58,10 @@ fn filter_test_prints_one_line_per_document_for_both_abis_alike() {
 
 #[test]
 fn filter_test_compares_with_a_golden_file() {
+    let route =
+        || filter_test("route").args(["--config", r#"{"index": "kwex-routed", "tag": "BackOff"}"#]);
     let dir = scratch("golden");
-    let first = Kwex::new()
-        .args(["filter", "test", "--filter-deadline", "2s"])
-        .arg(guest("route"))
-        .arg(events())
-        .args(["--config", r#"{"index": "kwex-routed", "tag": "BackOff"}"#])
-        .run();
+    let first = route().run();
     assert!(first.status.success(), "{}", first.stderr_text());
     let golden = dir.join("expected.ndjson");
     std::fs::write(&golden, first.stdout_text()).unwrap();
@@ -73,14 +71,7 @@ fn filter_test_compares_with_a_golden_file() {
         .count();
     assert!(routed > 0, "{}", first.stdout_text());
 
-    let again = Kwex::new()
-        .args(["filter", "test", "--filter-deadline", "2s"])
-        .arg(guest("route"))
-        .arg(events())
-        .args(["--config", r#"{"index": "kwex-routed", "tag": "BackOff"}"#])
-        .arg("--expect")
-        .arg(&golden)
-        .run();
+    let again = route().arg("--expect").arg(&golden).run();
     assert!(again.status.success(), "{}", again.stderr_text());
     assert!(
         again
@@ -93,14 +84,7 @@ fn filter_test_compares_with_a_golden_file() {
     edited[2] = json!({"input": 3, "verdict": "route", "index": "somewhere-else"});
     let text: String = edited.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&golden, text).unwrap();
-    let wrong = Kwex::new()
-        .args(["filter", "test", "--filter-deadline", "2s"])
-        .arg(guest("route"))
-        .arg(events())
-        .args(["--config", r#"{"index": "kwex-routed", "tag": "BackOff"}"#])
-        .arg("--expect")
-        .arg(&golden)
-        .run();
+    let wrong = route().arg("--expect").arg(&golden).run();
     assert_eq!(wrong.status.code(), Some(1));
     let err = wrong.stderr_text();
     assert!(err.contains("line 3 differs"), "{err}");
@@ -110,10 +94,7 @@ fn filter_test_compares_with_a_golden_file() {
 
 #[test]
 fn a_config_that_init_rejects_is_a_clear_error() {
-    let out = Kwex::new()
-        .args(["filter", "test", "--filter-deadline", "2s"])
-        .arg(guest("component"))
-        .arg(events())
+    let out = filter_test("component")
         .args(["--config", r#"{"reject": true}"#])
         .run();
     assert_eq!(out.status.code(), Some(1));
@@ -127,11 +108,7 @@ fn a_config_that_init_rejects_is_a_clear_error() {
 
 #[test]
 fn conformance_passes_for_an_honest_filter_and_fails_for_one_that_cannot_finish() {
-    let ok = Kwex::new()
-        .args(["filter", "test", "--conformance", "--filter-deadline", "2s"])
-        .arg(guest("keep_warnings"))
-        .arg(events())
-        .run();
+    let ok = filter_test("keep_warnings").arg("--conformance").run();
     assert!(ok.status.success(), "{}", ok.stderr_text());
     assert!(
         ok.stderr_text()

@@ -50,16 +50,7 @@ fn example_ids(file: &str) -> BTreeSet<String> {
         .args(["replay", "--format", "bulk"])
         .arg(examples().join(file))
         .run();
-    out.stdout_text()
-        .lines()
-        .step_by(2)
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["create"]["_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
+    util::bulk_ids(&out.stdout_text()).into_iter().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -342,9 +342,12 @@ pub fn generated_events(n: usize, seed: u64) -> (Vec<u8>, Vec<String>) {
         .args(["replay", "--format", "bulk", "-"])
         .stdin(out.stdout.clone())
         .run();
-    let ids = bulk
-        .stdout_text()
-        .lines()
+    (out.stdout, bulk_ids(&bulk.stdout_text()))
+}
+
+/// The `_id`s of the `create` actions of a `_bulk` body, in order.
+pub fn bulk_ids(body: &str) -> Vec<String> {
+    body.lines()
         .step_by(2)
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["create"]["_id"]
@@ -352,6 +355,5 @@ pub fn generated_events(n: usize, seed: u64) -> (Vec<u8>, Vec<String>) {
                 .unwrap()
                 .to_owned()
         })
-        .collect();
-    (out.stdout, ids)
+        .collect()
 }
